@@ -1,0 +1,54 @@
+# weft — build, test and demo entry points. Every target installs what it needs
+# (see e2e/scripts/deps.sh), idempotently, so a bare Debian machine works.
+SHELL   := /bin/bash
+GO      ?= go
+BIN     := $(CURDIR)/bin
+CACHE   := $(CURDIR)/.cache
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/weftmesh/weft/internal/version.Version=$(VERSION)
+export WEFT_BIN_DIR := $(BIN)
+export WEFT_CACHE_DIR := $(CACHE)
+
+# Every main package of the module becomes bin/<directory name>.
+MAINS = $(shell $(GO) list -f '{{if eq .Name "main"}}{{.ImportPath}}{{end}}' ./...)
+
+.PHONY: all build deps kube-bins test test-unit e2e demo demo-down bench lint generate clean
+
+all: build
+
+deps: ## apt packages and tools the tests need (idempotent)
+	@bash e2e/scripts/deps.sh
+
+build: ## all binaries into bin/
+	@mkdir -p $(BIN)
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ $(MAINS)
+
+kube-bins: ## kube-apiserver and kube-controller-manager, cached by version
+	@bash e2e/scripts/kube-bins.sh
+
+test: deps build kube-bins lint test-unit e2e ## everything CI runs
+
+test-unit: ## unit and integration tests (real sockets, network namespaces)
+	$(GO) test -count=1 -timeout 30m ./...
+
+e2e: build kube-bins ## end-to-end tests against the local cluster
+	$(GO) test -count=1 -tags e2e -timeout 45m -v ./e2e/tests/... 2>&1 | tee $(CACHE)/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)' ; exit $${PIPESTATUS[0]}
+
+demo: deps build kube-bins ## local cluster + demo app, then traffic figures
+	@bash e2e/scripts/demo.sh up
+
+demo-down: ## remove everything demo started
+	@bash e2e/scripts/demo.sh down
+
+bench: deps build ## proxy benchmarks against named peers
+	@bash benchmarks/run.sh
+
+lint: ## gofmt + go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^e2e/kubebin/')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+generate: ## protobuf code and golden files
+	@bash api/generate.sh
+
+clean:
+	rm -rf $(BIN)
