@@ -13,8 +13,13 @@ mkdir -p "$out"
 echo "building kube-apiserver and kube-controller-manager $version (first time: several minutes)"
 cd "$mod"
 export GONOSUMDB=k8s.io/kubernetes GOFLAGS=-mod=mod CGO_ENABLED=0
+minor=$(echo "$version" | cut -d. -f2)
+ldflags="-s -w"
+for v in gitVersion=$version gitMajor=1 gitMinor=$minor gitTreeState=clean; do
+  ldflags="$ldflags -X k8s.io/component-base/version.$v"
+done
 for cmd in kube-apiserver kube-controller-manager; do
-  go build -trimpath -ldflags "-s -w" -o "$out/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd"
+  go build -trimpath -ldflags "$ldflags" -o "$out/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd"
   mv "$out/$cmd.tmp" "$out/$cmd"
 done
 echo "kube binaries ready in $out"
