@@ -37,8 +37,8 @@ var seq atomic.Uint32
 // Network is a bridge with an IPv4 /24 and an IPv6 /64; its gateway (.1 / ::1) is the bridge
 // address in the root namespace.
 type Network struct {
-	bridge string
-	prefix netip.Prefix // IPv4 /24
+	bridge  string
+	prefix  netip.Prefix // IPv4 /24
 	prefix6 netip.Prefix // IPv6 /64
 
 	mu     sync.Mutex
