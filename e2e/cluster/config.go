@@ -19,10 +19,10 @@ const KubeVersion = "v1.36.3"
 
 // Fixed cluster addresses (see docs/development.md, "Address plan").
 const (
-	ClusterName   = "weft-local"   // kubeconfig cluster and context name
-	AdminUser     = "weft-admin"   // admin client certificate CN (group system:masters)
-	NodeName      = "weft-node"    // the single Node
-	Bridge        = "weft0"        // pod bridge created by the node agent
+	ClusterName   = "weft-local" // kubeconfig cluster and context name
+	AdminUser     = "weft-admin" // admin client certificate CN (group system:masters)
+	NodeName      = "weft-node"  // the single Node
+	Bridge        = "weft0"      // pod bridge created by the node agent
 	PodCIDR       = "198.18.0.0/20"
 	ServiceCIDR   = "198.19.0.0/16"
 	AdvertiseAddr = "198.18.0.1" // bridge gateway; the kubernetes Service points here
