@@ -1,0 +1,52 @@
+package config
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestFromEnv(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		check   func(Config) bool
+		wantErr string
+	}{
+		{name: "defaults", env: nil, check: func(c Config) bool {
+			return c.InboundAddr == "0.0.0.0:4143" && c.OutboundAddr == "127.0.0.1:4140" &&
+				c.AdminAddr == "0.0.0.0:4191" && slices.Equal(c.InboundOpaquePorts, DefaultOpaquePorts) &&
+				c.DetectTimeout <= time.Second && !c.AdminShutdown
+		}},
+		{name: "ports and ranges", env: map[string]string{"WEFT_PROXY_OUTBOUND_PORTS_DISABLE_PROTOCOL_DETECTION": "9000-9002, 25,25"},
+			check: func(c Config) bool { return slices.Equal(c.OutboundOpaquePorts, []uint16{25, 9000, 9001, 9002}) }},
+		{name: "none", env: map[string]string{"WEFT_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION": "none"},
+			check: func(c Config) bool { return len(c.InboundOpaquePorts) == 0 }},
+		{name: "bad port", env: map[string]string{"WEFT_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION": "70000"},
+			wantErr: "WEFT_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION"},
+		{name: "detect too long", env: map[string]string{"WEFT_PROXY_DETECT_TIMEOUT": "2s"}, wantErr: "WEFT_PROXY_DETECT_TIMEOUT"},
+		{name: "bad duration", env: map[string]string{"WEFT_PROXY_CONNECT_TIMEOUT": "soon"}, wantErr: "WEFT_PROXY_CONNECT_TIMEOUT"},
+		{name: "bad addr", env: map[string]string{"WEFT_PROXY_ADMIN_LISTEN_ADDR": "localhost:4191"}, wantErr: "WEFT_PROXY_ADMIN_LISTEN_ADDR"},
+		{name: "bad bool", env: map[string]string{"WEFT_PROXY_ADMIN_SHUTDOWN_ENABLED": "yes please"}, wantErr: "WEFT_PROXY_ADMIN_SHUTDOWN_ENABLED"},
+		{name: "bad level", env: map[string]string{"WEFT_PROXY_LOG_LEVEL": "loud"}, wantErr: "WEFT_PROXY_LOG_LEVEL"},
+		{name: "header bytes", env: map[string]string{"WEFT_PROXY_MAX_HEADER_BYTES": "10"}, wantErr: "WEFT_PROXY_MAX_HEADER_BYTES"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := FromEnv(func(k string) string { return tt.env[k] })
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one naming %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.check(c) {
+				t.Fatalf("unexpected config %+v", c)
+			}
+		})
+	}
+}
