@@ -28,6 +28,11 @@ func Apply(ctx context.Context, cfg Config) error {
 	if err := checkNetAdmin(); err != nil {
 		return err
 	}
+	if cfg.NetnsPath != "" {
+		if _, err := os.Stat(cfg.NetnsPath); err != nil {
+			return fmt.Errorf("network namespace: %w", err)
+		}
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -76,9 +81,11 @@ func resolveMode(ctx context.Context, cfg Config) (Mode, error) {
 	if cfg.Mode != ModeAuto {
 		return cfg.Mode, nil
 	}
+	var errs []error
 	count := func(m Mode) int {
 		out, err := run(ctx, cfg.NetnsPath, binary(m, IPv4, "save"), nil, "")
 		if err != nil {
+			errs = append(errs, err)
 			return -1
 		}
 		n := 0
@@ -92,7 +99,7 @@ func resolveMode(ctx context.Context, cfg Config) (Mode, error) {
 	nft, legacy := count(ModeNFT), count(ModeLegacy)
 	switch {
 	case nft < 0 && legacy < 0:
-		return "", fmt.Errorf("detect iptables mode: neither iptables-nft-save nor iptables-legacy-save runs: install the iptables package")
+		return "", fmt.Errorf("detect iptables mode: neither iptables-nft-save nor iptables-legacy-save runs: %w", errors.Join(errs...))
 	case nft > legacy:
 		return ModeNFT, nil
 	case legacy > nft:
