@@ -1,0 +1,55 @@
+package traffic
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"text/tabwriter"
+	"time"
+)
+
+// Report is the /stats document.
+type Report struct {
+	// Since is when the generator's HTTP handler was created (roughly: process start).
+	Since   time.Time     `json:"since"`
+	Targets []TargetStats `json:"targets"`
+}
+
+// StatsHandler serves the generator's stats: JSON by default, an aligned text table with
+// ?format=table.
+func (g *Generator) StatsHandler() http.Handler {
+	since := time.Now().UTC()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rep := Report{Since: since, Targets: g.Snapshot()}
+		switch r.URL.Query().Get("format") {
+		case "", "json":
+			w.Header().Set("Content-Type", "application/json")
+			enc := json.NewEncoder(w)
+			enc.SetIndent("", "  ")
+			_ = enc.Encode(rep)
+		case "table":
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			WriteTable(w, rep.Targets)
+		default:
+			http.Error(w, fmt.Sprintf("format %q: want json or table", r.URL.Query().Get("format")), http.StatusBadRequest)
+		}
+	})
+}
+
+// WriteTable writes stats as an aligned table: TARGET REQUESTS SUCCESS P50 P99.
+func WriteTable(w interface{ Write([]byte) (int, error) }, targets []TargetStats) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TARGET\tRATE\tREQUESTS\tSUCCESS\tP50\tP99\tLAST ERROR")
+	for _, t := range targets {
+		fmt.Fprintf(tw, "%s\t%g/s\t%d\t%.1f%%\t%.1fms\t%.1fms\t%s\n",
+			t.Name, t.Rate, t.Requests, 100*t.SuccessRate(), t.P50Ms, t.P99Ms, truncate(t.LastError, 60))
+	}
+	_ = tw.Flush()
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-1] + "…"
+}
