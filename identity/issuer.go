@@ -51,10 +51,11 @@ func (h *issuerHolder) load() (*Credentials, error) {
 
 func (h *issuerHolder) store(c *Credentials) { h.cur.Store(c) }
 
-// signLeaf signs an X.509-SVID for pub: the SPIFFE ID as its only URI SAN, not
+// signLeaf signs an X.509-SVID for pub: the SPIFFE ID as its only URI SAN (plus
+// DNS names, which only the service's own serving certificate carries), not
 // a CA, digitalSignature, server and client auth, NotBefore backdated by skew,
 // NotAfter at lifetime (capped at the issuer's expiry by pki).
-func (c *Credentials) signLeaf(uriSAN *x509.CertificateRequest, pub crypto.PublicKey, lifetime, skew time.Duration, now time.Time) (*x509.Certificate, error) {
+func (c *Credentials) signLeaf(sans *x509.CertificateRequest, pub crypto.PublicKey, lifetime, skew time.Duration, now time.Time) (*x509.Certificate, error) {
 	serial, err := newSerial()
 	if err != nil {
 		return nil, err
@@ -63,7 +64,8 @@ func (c *Credentials) signLeaf(uriSAN *x509.CertificateRequest, pub crypto.Publi
 		SerialNumber:          serial,
 		NotBefore:             now.Add(-skew),
 		NotAfter:              now.Add(lifetime),
-		URIs:                  uriSAN.URIs,
+		URIs:                  sans.URIs,
+		DNSNames:              sans.DNSNames,
 		KeyUsage:              x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		BasicConstraintsValid: true,
