@@ -1,0 +1,9 @@
+// Package manifests embeds the demo application's Kubernetes YAML.
+package manifests
+
+import _ "embed"
+
+// Demo is demo.yaml: namespace demo with web, books, authors and traffic.
+//
+//go:embed demo.yaml
+var Demo []byte
