@@ -170,3 +170,5 @@ func testapp(name string) ContainerSpec {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func fmtSscan(s string, v *int) (int, error) { return fmt.Sscan(s, v) }

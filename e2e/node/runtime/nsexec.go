@@ -265,9 +265,21 @@ func setCredentials(spec *nsexecSpec) error {
 	for _, c := range spec.Caps {
 		want[c] = true
 	}
+	var cur [2]unix.CapUserData
+	if err := unix.Capget(&unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}, &cur[0]); err != nil {
+		return fmt.Errorf("capget: %w", err)
+	}
+	have := func(c int) bool { return cur[c/32].Permitted&(1<<(uint(c)%32)) != 0 }
 	if spec.AllCaps {
 		for c := 0; c <= last; c++ {
-			want[c] = true
+			want[c] = have(c) // privileged: everything the node agent itself has
+		}
+	}
+	for c := range want {
+		if !want[c] {
+			delete(want, c)
+		} else if !have(c) {
+			return fmt.Errorf("capability %s is not available to the node agent", capName(c))
 		}
 	}
 	for c := 0; c <= last; c++ {

@@ -330,8 +330,16 @@ func subPathSource(volPath, sub string) (string, error) {
 	}
 	p := filepath.Join(volPath, sub)
 	if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
-		if err := os.MkdirAll(p, 0o755); err != nil {
+		// Like the volume root (0777 for an emptyDir), so non-root containers can write.
+		mode := os.FileMode(0o755)
+		if st, err := os.Stat(volPath); err == nil {
+			mode = st.Mode().Perm()
+		}
+		if err := os.MkdirAll(p, mode); err != nil {
 			return "", fmt.Errorf("create subPath %s: %w", p, err)
+		}
+		for d := p; underPath(d, volPath) && d != filepath.Clean(volPath); d = filepath.Dir(d) {
+			_ = os.Chmod(d, mode) // MkdirAll applied the umask
 		}
 	}
 	real, err := filepath.EvalSymlinks(p)
