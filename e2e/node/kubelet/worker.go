@@ -490,6 +490,7 @@ func (w *podWorker) probeResult(ctx context.Context, c *ctr, r *run, kind probe.
 		}
 	case res == probe.Success: // startup
 		w.log.Info("startup probe succeeded", "container", c.name())
+		r.startupOK = true
 		w.startProbes(ctx, c, r)
 	default: // liveness or startup failure: kill and restart per policy
 		w.log.Info(kind.String()+" probe failed, restarting container", "container", c.name(), "msg", msg)
@@ -630,9 +631,9 @@ func (w *podWorker) waitExitsRecorded() {
 
 func (w *podWorker) destroySandbox(ctx context.Context) {
 	w.mu.Lock()
-	sb := w.sandbox
+	sb, gone := w.sandbox, w.sandboxGone
 	w.mu.Unlock()
-	if sb == nil {
+	if sb == nil || gone {
 		return
 	}
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
