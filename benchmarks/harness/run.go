@@ -1,0 +1,271 @@
+package harness
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/weftmesh/weft/internal/testnet"
+	"github.com/weftmesh/weft/proxy/iptables"
+)
+
+// Pool is the benchmark's address range (docs/development.md).
+var Pool = netip.MustParsePrefix("198.18.128.0/20")
+
+// Point is one load against one peer.
+type Point struct {
+	Kind Kind
+	RPS  int
+}
+
+// DefaultPoints are the loads of one run.
+var DefaultPoints = []Point{{KindHTTP, 1000}, {KindHTTP, 5000}, {KindGRPC, 1000}, {KindTCP, 1000}}
+
+// Config is one benchmark run.
+type Config struct {
+	Self     string        // weft-bench binary (backend, load generator, Go proxy)
+	WeftBin  string        // bin/weft-proxy
+	Peers    []Peer        // zero: all of Peers
+	Points   []Point       // zero: DefaultPoints
+	Duration time.Duration // measured window per point; zero: 10 s
+	Warmup   time.Duration // zero: 2 s
+	Log      *slog.Logger
+}
+
+// Result is one measured point.
+type Result struct {
+	Peer   string     `json:"peer"`
+	Point  Point      `json:"point"`
+	Load   LoadResult `json:"load"`
+	NotRun string     `json:"not_run,omitempty"` // why the point could not run
+	// CPUMicrosPerReq is both proxies' CPU (user+system) per completed request.
+	CPUMicrosPerReq float64 `json:"cpu_us_per_req"`
+	// PeakRSSKiB is the larger VmHWM of the two proxies.
+	PeakRSSKiB int64 `json:"peak_rss_kib"`
+}
+
+// Run measures every peer at every point; a peer that fails a point gets NotRun with the reason.
+func Run(ctx context.Context, cfg Config) ([]Result, error) {
+	if cfg.Peers == nil {
+		cfg.Peers = Peers
+	}
+	if cfg.Points == nil {
+		cfg.Points = DefaultPoints
+	}
+	if cfg.Duration == 0 {
+		cfg.Duration = 10 * time.Second
+	}
+	if cfg.Warmup == 0 {
+		cfg.Warmup = 2 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	nw, err := testnet.Create(Pool)
+	if err != nil {
+		return nil, err
+	}
+	defer nw.Close()
+	var out []Result
+	for _, peer := range cfg.Peers {
+		for _, pt := range cfg.Points {
+			if ctx.Err() != nil {
+				return out, ctx.Err()
+			}
+			cfg.Log.Info("benchmark point", "peer", peer.Name, "load", pt.Kind, "rps", pt.RPS)
+			r, err := runPoint(ctx, cfg, nw, peer, pt)
+			if err != nil {
+				cfg.Log.Warn("point not run", "peer", peer.Name, "load", pt.Kind, "err", err)
+				r = Result{Peer: peer.Name, Point: pt, NotRun: err.Error()}
+			}
+			cfg.Log.Info("result", "peer", peer.Name, "load", pt.Kind, "rps", pt.RPS, "ok", r.Load.OK, "errors", r.Load.Errors,
+				"p50_us", r.Load.P50, "p99_us", r.Load.P99, "cpu_us_per_req", r.CPUMicrosPerReq)
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func backendPort(k Kind) int {
+	switch k {
+	case KindGRPC:
+		return BackendGRPCPort
+	case KindTCP:
+		return BackendTCPPort
+	}
+	return BackendHTTPPort
+}
+
+func runPoint(ctx context.Context, cfg Config, nw *testnet.Network, peer Peer, pt Point) (Result, error) {
+	res := Result{Peer: peer.Name, Point: pt}
+	client, err := nw.NewHost("client")
+	if err != nil {
+		return res, err
+	}
+	defer client.Close()
+	server, err := nw.NewHost("server")
+	if err != nil {
+		return res, err
+	}
+	defer server.Close()
+
+	var procs []*exec.Cmd
+	defer func() {
+		for _, p := range procs {
+			_ = p.Process.Signal(syscall.SIGTERM)
+		}
+		for _, p := range procs {
+			waitOrKill(p, 3*time.Second)
+		}
+	}()
+	start := func(h *testnet.Host, args, env []string, logPath string) (*exec.Cmd, error) {
+		cmd := h.Command(args[0], args[1:]...)
+		cmd.Env = append(os.Environ(), env...)
+		if f, err := os.Create(logPath); err == nil {
+			cmd.Stdout, cmd.Stderr = f, f
+			defer f.Close()
+		}
+		if err := cmd.Start(); err != nil {
+			return nil, fmt.Errorf("start %s: %w", args[0], err)
+		}
+		procs = append(procs, cmd)
+		return cmd, nil
+	}
+	scratch, err := os.MkdirTemp("", "weft-bench-")
+	if err != nil {
+		return res, err
+	}
+	defer os.RemoveAll(scratch)
+	if _, err := start(server, []string{cfg.Self, "backend"}, nil, filepath.Join(scratch, "backend.log")); err != nil {
+		return res, err
+	}
+	port := backendPort(pt.Kind)
+	if err := waitListening(server, fmt.Sprintf("127.0.0.1:%d", port)); err != nil {
+		return res, fmt.Errorf("backend: %w", err)
+	}
+
+	var proxies []*exec.Cmd
+	if peer.Command != nil {
+		for _, h := range []*testnet.Host{client, server} {
+			ic := iptables.Defaults()
+			ic.NetnsPath = h.NetnsPath()
+			if err := iptables.Apply(ctx, ic); err != nil {
+				return res, fmt.Errorf("weft-proxy init: %w", err)
+			}
+		}
+		sides := []struct {
+			h    *testnet.Host
+			spec ProxySpec
+			addr string
+		}{
+			{client, ProxySpec{Side: ClientSide, Listen: fmt.Sprintf("127.0.0.1:%d", OutboundPort), Upstream: netip.AddrPortFrom(server.IP(), uint16(port)).String()}, fmt.Sprintf("127.0.0.1:%d", OutboundPort)},
+			{server, ProxySpec{Side: ServerSide, Listen: fmt.Sprintf("0.0.0.0:%d", InboundPort), Upstream: fmt.Sprintf("127.0.0.1:%d", port)}, fmt.Sprintf("127.0.0.1:%d", InboundPort)},
+		}
+		for _, s := range sides {
+			dir := filepath.Join(scratch, string(s.spec.Side))
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return res, err
+			}
+			if err := os.Chown(dir, ProxyUID, ProxyUID); err != nil {
+				return res, err
+			}
+			_ = os.Chmod(scratch, 0o755)
+			s.spec.Kind, s.spec.Dir, s.spec.Self, s.spec.WeftBin = pt.Kind, dir, cfg.Self, cfg.WeftBin
+			args, env, err := peer.Command(s.spec)
+			if err != nil {
+				return res, err
+			}
+			logPath := filepath.Join(scratch, string(s.spec.Side)+".log")
+			p, err := start(s.h, asProxyUID(args), env, logPath)
+			if err != nil {
+				return res, err
+			}
+			if err := waitListening(s.h, s.addr); err != nil {
+				log, _ := os.ReadFile(logPath)
+				return res, fmt.Errorf("%s %s proxy: %w: %s", peer.Name, s.spec.Side, err, tail(log))
+			}
+			proxies = append(proxies, p)
+		}
+	}
+
+	cpu0 := int64(0)
+	for _, p := range proxies {
+		t, _, _ := procCPU(p.Process.Pid)
+		cpu0 += t
+	}
+	target := netip.AddrPortFrom(server.IP(), uint16(port)).String()
+	lc := client.Command(cfg.Self, "load", "-kind", string(pt.Kind), "-target", target, "-rps", strconv.Itoa(pt.RPS),
+		"-duration", cfg.Duration.String(), "-warmup", cfg.Warmup.String())
+	lc.Stderr = os.Stderr
+	out, err := lc.Output()
+	if err != nil {
+		return res, fmt.Errorf("load generator: %w", err)
+	}
+	if err := json.Unmarshal(out, &res.Load); err != nil {
+		return res, fmt.Errorf("load generator output %q: %w", out, err)
+	}
+	var cpu1 int64
+	for _, p := range proxies {
+		t, hwm, err := procCPU(p.Process.Pid)
+		if err != nil {
+			return res, fmt.Errorf("%s exited during the run: %w", peer.Name, err)
+		}
+		cpu1 += t
+		res.PeakRSSKiB = max(res.PeakRSSKiB, hwm)
+	}
+	if done := res.Load.Done; len(proxies) > 0 && done > 0 {
+		res.CPUMicrosPerReq = float64(cpu1-cpu0) * 1e6 / clockTick / float64(done)
+	}
+	if res.Load.OK == 0 {
+		return res, fmt.Errorf("no request succeeded (%d errors, first: %s)", res.Load.Errors, res.Load.FirstError)
+	}
+	return res, nil
+}
+
+// waitListening dials addr from inside h until it answers (at most 10 s).
+func waitListening(h *testnet.Host, addr string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := h.Do(func() error {
+			c, err := net.DialTimeout("tcp", addr, time.Second)
+			if err == nil {
+				c.Close()
+			}
+			return err
+		})
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not listening after 10s: %w", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func waitOrKill(cmd *exec.Cmd, d time.Duration) {
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(d):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
+
+func tail(b []byte) string {
+	if len(b) > 400 {
+		b = b[len(b)-400:]
+	}
+	return string(b)
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# make bench: weft's proxy benchmark (docs/benchmarks.md). Runs as root; everything it creates
+# lives in network namespaces on 198.18.128.0/20 and is removed at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CACHE=${WEFT_CACHE_DIR:-$PWD/.cache}
+BIN=${WEFT_BIN_DIR:-$PWD/bin}
+mkdir -p "$CACHE/bin"
+
+# Peers from Debian (idempotent). nginx's stream module is a separate package.
+need=()
+for p in nginx haproxy libnginx-mod-stream iptables iproute2 util-linux; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
+done
+if ((${#need[@]})); then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+fi
+
+go build -o "$CACHE/bin/weft-bench" ./benchmarks/cmd/weft-bench
+if [[ ! -x "$BIN/weft-proxy" ]]; then
+  go build -o "$BIN/weft-proxy" ./proxy/cmd/weft-proxy || echo "weft-proxy does not build: its rows will read 'not run'" >&2
+fi
+
+exec "$CACHE/bin/weft-bench" run -out benchmarks/results -weft-proxy "$BIN/weft-proxy" \
+  -duration "${BENCH_DURATION:-10s}" -warmup "${BENCH_WARMUP:-2s}" ${BENCH_PEERS:+-peers "$BENCH_PEERS"}
