@@ -1,0 +1,154 @@
+package http1
+
+import (
+	"context"
+	"errors"
+	"time"
+	"unsafe"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/weftmesh/weft/proxy/proxyerr"
+	"github.com/weftmesh/weft/proxy/record"
+)
+
+var (
+	strExpect  = []byte("Expect")
+	errSmuggle = errors.New("request has both Content-Length and Transfer-Encoding")
+)
+
+// handle proxies one request. The chain: framing checks → route → upgrade
+// tunnel or forward with streamed bodies → record.
+func (p *Proxy) handle(ctx *fasthttp.RequestCtx) {
+	c, _ := ctx.Conn().(*conn)
+	if c == nil {
+		p.fail(ctx, nil, proxyerr.New(proxyerr.Unknown, errors.New("connection without origin")), time.Now())
+		return
+	}
+	start := time.Now()
+	rec := &c.rec
+	*rec = record.HTTP{Direction: p.cfg.Direction, GRPCStatus: -1,
+		Method: b2s(ctx.Method()), Path: b2s(ctx.Path())}
+
+	if smuggling(&ctx.Request.Header) {
+		ctx.SetConnectionClose()
+		p.fail(ctx, rec, proxyerr.New(proxyerr.BadRequest, errSmuggle), start)
+		return
+	}
+	if p.draining.Load() {
+		ctx.SetConnectionClose()
+	}
+
+	authority := b2s(ctx.Request.Header.Host())
+	ep, err := p.cfg.Router.Route(context.Background(), authority, c.orig)
+	if err != nil {
+		rec.Peer.Authority = authority
+		rec.Peer.TargetAddr = ""
+		p.fail(ctx, rec, err, start)
+		return
+	}
+	rec.Peer = ep.Peer
+
+	req := &ctx.Request
+	if isUpgrade(&req.Header) {
+		p.upgrade(ctx, c, ep, start)
+		return
+	}
+	stripHopByHop(req.Header.All(), req.Header.DelBytes, false)
+	req.Header.DelBytes(strExpect)    // answered by the server side already
+	req.Header.ResetConnectionClose() // the client's choice, not the pool's
+
+	pl := p.pools.get(&ep)
+	resp := &ctx.Response
+	if err := pl.hc.Do(req, resp); err != nil {
+		resp.Reset()
+		p.fail(ctx, rec, classify(err), start)
+		return
+	}
+	if p.cfg.ResponseTimeout > 0 {
+		pl.headersReceived(resp.LocalAddr())
+	}
+	stripHopByHop(resp.Header.All(), resp.Header.DelBytes, false)
+	resp.Header.ResetConnectionClose() // the upstream's choice, not the client's
+	if p.draining.Load() {
+		resp.SetConnectionClose()
+	}
+	rec.StatusCode = resp.StatusCode()
+	rec.Latency = time.Since(start)
+	p.observe(rec)
+}
+
+// classify maps a client error to a proxy error kind: dial failures keep
+// theirs, timeouts are 504, anything else the upstream did is a protocol
+// error (502).
+func classify(err error) error {
+	var pe *proxyerr.Error
+	if errors.As(err, &pe) {
+		return err
+	}
+	switch k := proxyerr.KindOf(err); k {
+	case proxyerr.Timeout, proxyerr.Canceled:
+		return proxyerr.New(k, err)
+	}
+	if errors.Is(err, fasthttp.ErrNoFreeConns) {
+		return proxyerr.New(proxyerr.Overloaded, err)
+	}
+	return proxyerr.New(proxyerr.Protocol, err)
+}
+
+// fail answers the client with the error's status and the weft-proxy-error
+// header, and records it.
+func (p *Proxy) fail(ctx *fasthttp.RequestCtx, rec *record.HTTP, err error, start time.Time) {
+	k := proxyerr.KindOf(err)
+	ctx.Response.Reset()
+	ctx.Response.Header.DisableNormalizing()
+	ctx.SetStatusCode(k.HTTPStatus())
+	ctx.Response.Header.Set(proxyerr.Header, k.String())
+	ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
+	ctx.SetBodyString(k.String() + "\n")
+	if p.draining.Load() || k == proxyerr.BadRequest {
+		ctx.SetConnectionClose()
+	}
+	p.cfg.Logger.Debug("http1 request failed", "direction", p.cfg.Direction.String(), "kind", k.String(), "err", err)
+	if rec == nil {
+		return
+	}
+	rec.StatusCode = k.HTTPStatus()
+	rec.Err = err
+	rec.ErrKind = k
+	rec.Latency = time.Since(start)
+	p.observe(rec)
+}
+
+func (p *Proxy) observe(rec *record.HTTP) {
+	if p.cfg.Observer != nil {
+		p.cfg.Observer.ObserveHTTP(rec)
+	}
+	rec.Method, rec.Path, rec.Err = "", "", nil
+}
+
+// handleParseError answers requests fasthttp could not parse: 431 for a
+// head larger than the read buffer, 408 for a slow client, 400 otherwise,
+// each with the weft-proxy-error header.
+func (p *Proxy) handleParseError(ctx *fasthttp.RequestCtx, err error) {
+	k := proxyerr.BadRequest
+	var small *fasthttp.ErrSmallBuffer
+	if errors.As(err, &small) {
+		k = proxyerr.HeaderTooLarge
+	}
+	ctx.Response.Reset()
+	ctx.SetStatusCode(k.HTTPStatus())
+	var te interface{ Timeout() bool }
+	if errors.As(err, &te) && te.Timeout() {
+		ctx.SetStatusCode(fasthttp.StatusRequestTimeout)
+	}
+	ctx.Response.Header.Set(proxyerr.Header, k.String())
+	ctx.SetBodyString(k.String() + "\n")
+	if p.cfg.ErrorCounter != nil {
+		p.cfg.ErrorCounter(p.cfg.Direction, proxyerr.New(k, err))
+	}
+}
+
+// b2s views b as a string without copying; the string must not outlive
+// the request (records are not retained by observers).
+func b2s(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }

@@ -1,0 +1,176 @@
+// Package http1 proxies HTTP/1.x on fasthttp: keep-alive on both sides,
+// pooled upstream connections, request and response bodies streamed with
+// bounded buffers, Expect: 100-continue, Upgrade (WebSocket) as a byte
+// tunnel, RFC 9110 hop-by-hop header handling with header case preserved,
+// and request-smuggling defences fasthttp does not apply by itself.
+package http1
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/weftmesh/weft/proxy/record"
+	"github.com/weftmesh/weft/proxy/target"
+)
+
+// Router picks the endpoint for one request; errors are *proxyerr.Error.
+type Router interface {
+	Route(ctx context.Context, authority string, orig netip.AddrPort) (target.Endpoint, error)
+}
+
+// Observer receives one record per exchange and must not retain it.
+type Observer interface{ ObserveHTTP(*record.HTTP) }
+
+// Dialer opens upstream connections.
+type Dialer interface {
+	Dial(ctx context.Context, ep target.Endpoint) (net.Conn, error)
+}
+
+// Config configures a Proxy. Router and Dialer are required.
+type Config struct {
+	Direction record.Direction
+	Router    Router
+	Dialer    Dialer
+	// Observer receives records; nil records nothing.
+	Observer Observer
+	// ErrorCounter counts protocol errors fasthttp answers itself (400,
+	// 431); nil counts nothing.
+	ErrorCounter func(record.Direction, error)
+	// MaxHeaderBytes bounds a request head (431 beyond); 0 means 16 KiB.
+	MaxHeaderBytes int
+	// IdleTimeout closes keep-alive client connections idle this long and
+	// pooled upstream connections idle this long; 0 means 90s.
+	IdleTimeout time.Duration
+	// ResponseTimeout bounds the wait for response headers after the
+	// request was sent (504); 0 means no limit.
+	ResponseTimeout time.Duration
+	// MaxConnsPerEndpoint bounds pooled connections per endpoint; 0 means 1024.
+	MaxConnsPerEndpoint int
+	// Logger; nil uses slog.Default().
+	Logger *slog.Logger
+}
+
+// Proxy serves HTTP/1 client connections handed over after detection.
+type Proxy struct {
+	cfg   Config
+	srv   *fasthttp.Server
+	pools *pools
+
+	draining atomic.Bool
+	mu       sync.Mutex
+	idle     map[net.Conn]struct{}
+	active   sync.WaitGroup
+}
+
+// New validates cfg and returns a Proxy.
+func New(cfg Config) (*Proxy, error) {
+	if cfg.Router == nil || cfg.Dialer == nil {
+		return nil, errors.New("http1 config: Router and Dialer are required")
+	}
+	if cfg.MaxHeaderBytes == 0 {
+		cfg.MaxHeaderBytes = 16 << 10
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = 90 * time.Second
+	}
+	if cfg.MaxConnsPerEndpoint == 0 {
+		cfg.MaxConnsPerEndpoint = 1024
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	p := &Proxy{cfg: cfg, idle: map[net.Conn]struct{}{}}
+	p.pools = newPools(&p.cfg)
+	p.srv = &fasthttp.Server{
+		Handler:                       p.handle,
+		ErrorHandler:                  p.handleParseError,
+		ConnState:                     p.connState,
+		StreamRequestBody:             true,
+		DisableHeaderNamesNormalizing: true,
+		DisablePreParseMultipartForm:  true,
+		NoDefaultServerHeader:         true,
+		NoDefaultDate:                 true,
+		NoDefaultContentType:          true,
+		ReadBufferSize:                cfg.MaxHeaderBytes,
+		WriteBufferSize:               16 << 10,
+		// With StreamRequestBody this is only how much of a body is
+		// read ahead before the handler runs: the rest is streamed.
+		MaxRequestBodySize: 64 << 10,
+		IdleTimeout:        cfg.IdleTimeout,
+		Concurrency:        1 << 20,
+		Logger:             fasthttpLogger{cfg.Logger},
+	}
+	return p, nil
+}
+
+// conn carries a client connection's original destination to the handler
+// and the record reused by its (sequential) requests.
+type conn struct {
+	net.Conn
+	orig netip.AddrPort
+	rec  record.HTTP
+}
+
+// ServeConn serves one client connection until it closes. c may replay
+// peeked bytes (detect.Conn). It returns when the connection is done.
+func (p *Proxy) ServeConn(c net.Conn, orig netip.AddrPort) error {
+	p.active.Add(1)
+	defer p.active.Done()
+	return p.srv.ServeConn(&conn{Conn: c, orig: orig})
+}
+
+// Drain makes every later response carry Connection: close and closes the
+// connections idle now or later (clients that retry on a closed keep-alive
+// connection see no failure). It does not wait.
+func (p *Proxy) Drain() {
+	p.draining.Store(true)
+	p.mu.Lock()
+	for c := range p.idle {
+		c.Close()
+		delete(p.idle, c)
+	}
+	p.mu.Unlock()
+}
+
+// Wait blocks until every connection handed to ServeConn is done or ctx ends.
+func (p *Proxy) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { p.active.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close releases the upstream connection pools.
+func (p *Proxy) Close() { p.pools.close() }
+
+func (p *Proxy) connState(c net.Conn, st fasthttp.ConnState) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if st == fasthttp.StateIdle {
+		if p.draining.Load() {
+			c.Close()
+			return
+		}
+		p.idle[c] = struct{}{}
+		return
+	}
+	delete(p.idle, c)
+}
+
+type fasthttpLogger struct{ l *slog.Logger }
+
+func (f fasthttpLogger) Printf(format string, args ...any) {
+	f.l.Debug("fasthttp", "msg", format, "args", args)
+}
