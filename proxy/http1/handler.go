@@ -137,6 +137,7 @@ func (p *Proxy) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 		k = proxyerr.HeaderTooLarge
 	}
 	ctx.Response.Reset()
+	ctx.Response.Header.DisableNormalizing()
 	ctx.SetStatusCode(k.HTTPStatus())
 	var te interface{ Timeout() bool }
 	if errors.As(err, &te) && te.Timeout() {

@@ -1,0 +1,101 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/weftmesh/weft/proxy/config"
+)
+
+// upstream is a net/http server on loopback counting its connections.
+type upstream struct {
+	addr  string
+	conns atomic.Int64
+	srv   *http.Server
+}
+
+func newUpstream(t *testing.T, h http.Handler) *upstream {
+	t.Helper()
+	ln := listen(t)
+	u := &upstream{addr: ln.Addr().String()}
+	u.srv = &http.Server{Handler: h, ConnState: func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			u.conns.Add(1)
+		}
+	}}
+	go u.srv.Serve(ln)
+	t.Cleanup(func() { u.srv.Close() })
+	return u
+}
+
+// proxiedClient is an HTTP client whose every connection goes to the
+// proxy's outbound listener, as iptables would make it.
+func proxiedClient(h *harness) *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", h.outbound())
+		},
+		MaxIdleConnsPerHost: 1,
+	}}
+}
+
+func TestHTTP1KeepAliveAndPooling(t *testing.T) {
+	up := newUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello %s", r.URL.Path)
+	}))
+	h := newHarness(t, nil)
+	h.to(up.addr)
+	c := proxiedClient(h)
+	var clientConns atomic.Int64
+	c.Transport.(*http.Transport).DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+		clientConns.Add(1)
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", h.outbound())
+	}
+	const n = 50
+	for i := range n {
+		resp, err := c.Get(fmt.Sprintf("http://%s/x%d", up.addr, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(b) != fmt.Sprintf("hello /x%d", i) {
+			t.Fatalf("request %d: %d %q", i, resp.StatusCode, b)
+		}
+	}
+	if got := clientConns.Load(); got != 1 {
+		t.Errorf("client opened %d connections to the proxy, want 1 (keep-alive)", got)
+	}
+	if got := up.conns.Load(); got != 1 {
+		t.Errorf("proxy opened %d connections upstream, want 1 (pooled)", got)
+	}
+	out := scrape(t, h)
+	want := fmt.Sprintf(`request_total{direction="outbound",authority="%s",target_addr="%s",tls="false"} %d`, up.addr, up.addr, n)
+	if !strings.Contains(out, want) {
+		t.Errorf("metrics lack %q:\n%s", want, out)
+	}
+	if !strings.Contains(out, `weft_detect_total{direction="outbound",protocol="http1",result="detected"} 1`) {
+		t.Errorf("detection not counted:\n%s", out)
+	}
+}
+
+func scrape(t *testing.T, h *harness) string {
+	t.Helper()
+	resp, err := http.Get("http://" + h.AdminAddr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+var _ = config.Default
