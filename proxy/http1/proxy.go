@@ -117,6 +117,9 @@ type conn struct {
 	net.Conn
 	orig netip.AddrPort
 	rec  record.HTTP
+	// tunnel is closed when an upgraded connection's tunnel ends; nil when
+	// the connection was not upgraded.
+	tunnel chan struct{}
 }
 
 // ServeConn serves one client connection until it closes. c may replay
@@ -124,7 +127,12 @@ type conn struct {
 func (p *Proxy) ServeConn(c net.Conn, orig netip.AddrPort) error {
 	p.active.Add(1)
 	defer p.active.Done()
-	return p.srv.ServeConn(&conn{Conn: c, orig: orig})
+	cc := &conn{Conn: c, orig: orig}
+	err := p.srv.ServeConn(cc)
+	if cc.tunnel != nil { // fasthttp runs the hijacked conn on its own goroutine
+		<-cc.tunnel
+	}
+	return err
 }
 
 // Drain makes every later response carry Connection: close and closes the

@@ -28,7 +28,7 @@ var errBadUpgradeHead = errors.New("malformed response to an upgrade request")
 // until either side closes. Pooled connections are never used for it.
 func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, c *conn, ep target.Endpoint, start time.Time) {
 	rec := &c.rec
-	if ctx.Request.Header.ContentLength() != 0 {
+	if cl := ctx.Request.Header.ContentLength(); cl > 0 || cl == -1 {
 		p.fail(ctx, rec, proxyerr.New(proxyerr.BadRequest, errors.New("upgrade request with a body")), start)
 		return
 	}
@@ -59,7 +59,9 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, c *conn, ep target.Endpoint, s
 	p.observe(rec)
 
 	ctx.HijackSetNoResponse(true)
+	c.tunnel = make(chan struct{})
 	ctx.Hijack(func(client net.Conn) {
+		defer close(c.tunnel)
 		if _, err := client.Write(head); err != nil {
 			up.Close()
 			return
