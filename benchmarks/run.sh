@@ -22,4 +22,4 @@ if [[ ! -x "$BIN/weft-proxy" ]]; then
 fi
 
 exec "$CACHE/bin/weft-bench" run -out benchmarks/results -weft-proxy "$BIN/weft-proxy" \
-  -duration "${BENCH_DURATION:-10s}" -warmup "${BENCH_WARMUP:-2s}" ${BENCH_PEERS:+-peers "$BENCH_PEERS"}
+  -duration "${BENCH_DURATION:-10s}" -warmup "${BENCH_WARMUP:-2s}" -repeat "${BENCH_REPEAT:-2}" ${BENCH_PEERS:+-peers "$BENCH_PEERS"}

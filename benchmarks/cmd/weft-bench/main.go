@@ -81,13 +81,14 @@ func run(ctx context.Context, args []string) error {
 	peers := fs.String("peers", "", "comma-separated peers (default: all)")
 	dur := fs.Duration("duration", 10*time.Second, "measured window per point")
 	warm := fs.Duration("warmup", 2*time.Second, "warm-up per point")
+	repeat := fs.Int("repeat", 2, "trials per point; the one with the lowest p50 is reported")
 	_ = fs.Parse(args)
 	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
 	weftAbs, _ := filepath.Abs(*weft)
-	cfg := harness.Config{Self: self, WeftBin: weftAbs, Duration: *dur, Warmup: *warm,
+	cfg := harness.Config{Self: self, WeftBin: weftAbs, Duration: *dur, Warmup: *warm, Repeat: *repeat,
 		Log: slog.New(slog.NewTextHandler(os.Stderr, nil))}
 	if *peers != "" {
 		for _, name := range strings.Split(*peers, ",") {
@@ -114,8 +115,8 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	var md strings.Builder
-	harness.WriteMarkdown(&md, rs, fmt.Sprintf("Measured %s, %s per point after %s warm-up, on %s.",
-		time.Now().UTC().Format("2006-01-02 15:04 MST"), *dur, *warm, hostDesc()))
+	harness.WriteMarkdown(&md, rs, fmt.Sprintf("Measured %s, %s per point after %s warm-up, best of %d trials by p50, on %s (load average at the end: %s).",
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), *dur, *warm, *repeat, hostDesc(), loadAvg()))
 	if err := os.WriteFile(filepath.Join(*out, "results.md"), []byte(md.String()), 0o644); err != nil {
 		return err
 	}
@@ -136,4 +137,13 @@ func hostDesc() string {
 		}
 	}
 	return fmt.Sprintf("%d × %s", n, model)
+}
+
+func loadAvg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
