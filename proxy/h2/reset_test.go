@@ -15,13 +15,14 @@ import (
 
 // rawClient speaks HTTP/2 frames directly, to misbehave.
 type rawClient struct {
-	conn   net.Conn
-	wmu    sync.Mutex // guards w and enc: the reader acks SETTINGS
-	w      *http2.Framer
-	enc    *hpack.Encoder
-	buf    bytes.Buffer
-	goaway chan *http2.GoAwayFrame // receives the GOAWAY, if any
-	done   chan struct{}           // closed when the read side ended
+	conn     net.Conn
+	wmu      sync.Mutex // guards w and enc: the reader acks SETTINGS
+	w        *http2.Framer
+	enc      *hpack.Encoder
+	buf      bytes.Buffer
+	goaway   chan *http2.GoAwayFrame         // receives the GOAWAY, if any
+	settings chan map[http2.SettingID]uint32 // receives the server's first SETTINGS
+	done     chan struct{}                   // closed when the read side ended
 }
 
 func dialRaw(t *testing.T, addr string) *rawClient {
@@ -31,7 +32,7 @@ func dialRaw(t *testing.T, addr string) *rawClient {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	c := &rawClient{conn: conn, w: http2.NewFramer(conn, nil), goaway: make(chan *http2.GoAwayFrame, 1), done: make(chan struct{})}
+	c := &rawClient{conn: conn, w: http2.NewFramer(conn, nil), goaway: make(chan *http2.GoAwayFrame, 1), settings: make(chan map[http2.SettingID]uint32, 1), done: make(chan struct{})}
 	c.enc = hpack.NewEncoder(&c.buf)
 	if _, err := conn.Write([]byte(http2.ClientPreface)); err != nil {
 		t.Fatal(err)
@@ -49,12 +50,19 @@ func dialRaw(t *testing.T, addr string) *rawClient {
 			}
 			switch f := f.(type) {
 			case *http2.GoAwayFrame:
+				ga := *f // the framer reuses f
 				select {
-				case c.goaway <- f:
+				case c.goaway <- &ga:
 				default:
 				}
 			case *http2.SettingsFrame:
 				if !f.IsAck() {
+					m := map[http2.SettingID]uint32{}
+					_ = f.ForeachSetting(func(s http2.Setting) error { m[s.ID] = s.Val; return nil })
+					select {
+					case c.settings <- m:
+					default:
+					}
 					_ = c.write(func(w *http2.Framer) error { return w.WriteSettingsAck() })
 				}
 			}
