@@ -3,6 +3,7 @@ package testnet
 import (
 	"fmt"
 	"io"
+	"net/http"
 	"net"
 	"net/netip"
 	"os"
@@ -132,4 +133,36 @@ func TestFreeSubnet(t *testing.T) {
 	if _, err := freeSubnet(pool, used); err == nil {
 		t.Error("full pool accepted")
 	}
+}
+
+func TestListenAndDialHelpers(t *testing.T) {
+	n := New(t)
+	a, b := n.AddHost(t, "a"), n.AddHost(t, "b")
+	ln, err := b.Listen("tcp", netip.AddrPortFrom(b.IP(), 0).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, r.RemoteAddr)
+	})}
+	go srv.Serve(ln)
+	defer srv.Close()
+	c := &http.Client{Transport: &http.Transport{DialContext: a.DialContext}}
+	for range 3 { // several goroutines/threads: every dial must originate in a
+		resp, err := c.Get("http://" + ln.Addr().String() + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if ap, err := netip.ParseAddrPort(string(body)); err != nil || ap.Addr() != a.IP() {
+			t.Errorf("remote addr seen by b = %q, want %s", body, a.IP())
+		}
+	}
+	pc, err := b.ListenPacket("udp", netip.AddrPortFrom(b.IP6(), 0).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc.Close()
 }
