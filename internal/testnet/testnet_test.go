@@ -3,8 +3,8 @@ package testnet
 import (
 	"fmt"
 	"io"
-	"net/http"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"strings"
