@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -17,7 +18,13 @@ import (
 // runInit implements `weft-proxy init`: it parses the flags into an iptables.Config and installs
 // (or, with --dry-run, prints) the interception rules. It returns the process exit code.
 func runInit(args []string) int {
+	return initMain(args, os.Stdout, os.Stderr)
+}
+
+// initMain is runInit with explicit output streams (for tests).
+func initMain(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("weft-proxy init", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	def := iptables.Defaults()
 	in := fs.Uint("incoming-proxy-port", uint(def.IncomingProxyPort), "port inbound TCP is redirected to")
 	out := fs.Uint("outgoing-proxy-port", uint(def.OutgoingProxyPort), "port outbound TCP is redirected to")
@@ -39,32 +46,32 @@ func runInit(args []string) int {
 		return 2
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "weft-proxy init: unexpected arguments %q\n", fs.Args())
+		fmt.Fprintf(stderr, "weft-proxy init: unexpected arguments %q\n", fs.Args())
 		return 2
 	}
 	cfg, err := initConfig(def, *in, *out, *uid, *gid, *inIgnore, *outIgnore, *subnets, *redirect, *mode)
 	if err == nil {
 		cfg.IPv6, cfg.NetnsPath = *ipv6, *netns
-		cfg.Logger, err = initLogger(*level)
+		cfg.Logger, err = initLogger(*level, stderr)
 	}
 	if err == nil {
 		err = cfg.Validate()
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "weft-proxy init: %v\n", err)
+		fmt.Fprintf(stderr, "weft-proxy init: %v\n", err)
 		return 2
 	}
 	if *dry {
-		fmt.Print(iptables.Render(cfg, iptables.IPv4))
+		fmt.Fprint(stdout, iptables.Render(cfg, iptables.IPv4))
 		if cfg.IPv6 {
-			fmt.Print(iptables.Render(cfg, iptables.IPv6))
+			fmt.Fprint(stdout, iptables.Render(cfg, iptables.IPv6))
 		}
 		return 0
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := iptables.Apply(ctx, cfg); err != nil {
-		fmt.Fprintf(os.Stderr, "weft-proxy init: %v\n", err)
+		fmt.Fprintf(stderr, "weft-proxy init: %v\n", err)
 		return 1
 	}
 	return 0
@@ -98,10 +105,10 @@ func initConfig(cfg iptables.Config, in, out, uid uint, gid int64, inIgnore, out
 	return cfg, nil
 }
 
-func initLogger(level string) (*slog.Logger, error) {
+func initLogger(level string, w io.Writer) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(strings.ToLower(level))); err != nil {
 		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
 }
