@@ -2,6 +2,7 @@ package h2
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"net"
@@ -165,4 +166,27 @@ func (g *resetGuard) cutOff() {
 		g.onCut(g.maxStream)
 	}
 	_ = g.Conn.Close()
+}
+
+// connectionStater is what x/net's server looks for on a TLS connection.
+type connectionStater interface {
+	ConnectionState() tls.ConnectionState
+}
+
+// tlsResetGuard is a resetGuard over a TLS connection: it keeps the TLS
+// state visible to the HTTP/2 server (ALPN, version and cipher checks).
+type tlsResetGuard struct {
+	*resetGuard
+	cs connectionStater
+}
+
+func (g tlsResetGuard) ConnectionState() tls.ConnectionState { return g.cs.ConnectionState() }
+
+// guardConn wraps c in a reset guard, keeping its TLS state when it has one.
+func guardConn(c net.Conn, max int, window time.Duration, onCut func(uint32)) net.Conn {
+	g := newResetGuard(c, max, window, onCut)
+	if cs, ok := c.(connectionStater); ok {
+		return tlsResetGuard{g, cs}
+	}
+	return g
 }

@@ -116,7 +116,7 @@ func (p *Proxy) ServeConn(ctx context.Context, conn net.Conn, orig netip.AddrPor
 
 	c := conn
 	if p.cfg.MaxResets > 0 {
-		c = newResetGuard(conn, p.cfg.MaxResets, p.cfg.ResetWindow, func(last uint32) {
+		c = guardConn(conn, p.cfg.MaxResets, p.cfg.ResetWindow, func(last uint32) {
 			p.stats.floods.Add(1)
 			p.cfg.Logger.Warn("h2: closing client connection after a reset flood",
 				"remote", conn.RemoteAddr().String(), "last_stream", last, "max_resets", p.cfg.MaxResets, "window", p.cfg.ResetWindow)
