@@ -17,9 +17,10 @@ if ((${#need[@]})); then
 fi
 
 go build -o "$CACHE/bin/weft-bench" ./benchmarks/cmd/weft-bench
-if [[ ! -x "$BIN/weft-proxy" ]]; then
-  go build -o "$BIN/weft-proxy" ./proxy/cmd/weft-proxy || echo "weft-proxy does not build: its rows will read 'not run'" >&2
-fi
+# Always the current weft-proxy (make bench also builds it); if it does not build, an existing
+# binary is used, and without one weft's rows read "not run".
+mkdir -p "$BIN"
+go build -o "$BIN/weft-proxy" ./proxy/cmd/weft-proxy || echo "weft-proxy does not build: using $BIN/weft-proxy if present" >&2
 
 exec "$CACHE/bin/weft-bench" run -out benchmarks/results -weft-proxy "$BIN/weft-proxy" \
   -duration "${BENCH_DURATION:-10s}" -warmup "${BENCH_WARMUP:-2s}" -repeat "${BENCH_REPEAT:-2}" ${BENCH_PEERS:+-peers "$BENCH_PEERS"}

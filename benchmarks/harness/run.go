@@ -178,10 +178,8 @@ func runPoint(ctx context.Context, cfg Config, nw *testnet.Network, peer Peer, p
 	var proxies []*exec.Cmd
 	if peer.Command != nil {
 		for _, h := range []*testnet.Host{client, server} {
-			ic := iptables.Defaults()
-			ic.NetnsPath = h.NetnsPath()
-			if err := iptables.Apply(ctx, ic); err != nil {
-				return res, fmt.Errorf("weft-proxy init: %w", err)
+			if err := installRules(ctx, cfg.WeftBin, h.NetnsPath()); err != nil {
+				return res, err
 			}
 		}
 		sides := []struct {
@@ -290,4 +288,22 @@ func tail(b []byte) string {
 		b = b[len(b)-400:]
 	}
 	return string(b)
+}
+
+// installRules runs `weft-proxy init --netns path` with the defaults; when the binary is missing
+// it applies the same rules through the proxy/iptables package that backs it.
+func installRules(ctx context.Context, weftBin, netnsPath string) error {
+	if _, err := os.Stat(weftBin); err == nil {
+		out, err := exec.CommandContext(ctx, weftBin, "init", "--netns", netnsPath, "--log-level", "warn").CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("weft-proxy init: %w: %s", err, out)
+		}
+		return nil
+	}
+	ic := iptables.Defaults()
+	ic.NetnsPath = netnsPath
+	if err := iptables.Apply(ctx, ic); err != nil {
+		return fmt.Errorf("weft-proxy init (library): %w", err)
+	}
+	return nil
 }
