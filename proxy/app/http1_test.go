@@ -9,8 +9,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-
-	"github.com/weftmesh/weft/proxy/config"
 )
 
 // upstream is a net/http server on loopback counting its connections.
@@ -97,5 +95,3 @@ func scrape(t *testing.T, h *harness) string {
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
 }
-
-var _ = config.Default

@@ -3,8 +3,8 @@ package app
 import (
 	"bufio"
 	"io"
-	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -156,7 +156,7 @@ destinations:
 		t.Run(tt.name, func(t *testing.T) {
 			h.to(tt.dst)
 			head, _ := rawExchange(t, h.outbound(), "GET / HTTP/1.1\r\nHost: "+tt.host+"\r\nConnection: close\r\n\r\n")
-			if !strings.HasPrefix(head, "HTTP/1.1 "+itoa(tt.want)) || !strings.Contains(head, "weft-proxy-error: "+tt.kind) {
+			if !strings.HasPrefix(head, "HTTP/1.1 "+strconv.Itoa(tt.want)) || !strings.Contains(head, "weft-proxy-error: "+tt.kind) {
 				t.Fatalf("got %q, want %d with weft-proxy-error: %s", head, tt.want, tt.kind)
 			}
 		})
@@ -173,7 +173,3 @@ destinations:
 		}
 	}
 }
-
-func itoa(n int) string { return strings.TrimSpace(strings.Repeat(" ", 0) + string(rune('0'+n/100)) + string(rune('0'+n/10%10)) + string(rune('0'+n%10))) }
-
-var _ = net.Dial
