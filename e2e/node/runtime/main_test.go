@@ -78,7 +78,8 @@ type testRT struct {
 }
 
 // newTestRuntime creates and initialises a runtime with its own bridge and /24.
-func newTestRuntime(t *testing.T, client kubernetes.Interface) *testRT {
+// With ipv6 the runtime also gets fd00:198:18:<9600+n>::/64.
+func newTestRuntime(t *testing.T, client kubernetes.Interface, ipv6 ...bool) *testRT {
 	t.Helper()
 	n := int(testSeq.Add(1)) - 1
 	if n > 15 {
@@ -86,6 +87,10 @@ func newTestRuntime(t *testing.T, client kubernetes.Interface) *testRT {
 	}
 	cidr := netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, byte(96 + n), 0}), 24)
 	state := t.TempDir()
+	var cidr6 netip.Prefix
+	if len(ipv6) > 0 && ipv6[0] {
+		cidr6 = netip.MustParsePrefix(fmt.Sprintf("fd00:198:18:%x::/64", 0x9600+n))
+	}
 	rt, err := New(Config{
 		StateDir:      state,
 		BinDir:        testBinDir,
@@ -95,6 +100,7 @@ func newTestRuntime(t *testing.T, client kubernetes.Interface) *testRT {
 		ClusterDomain: "cluster.local",
 		Client:        client,
 		NetnsPrefix:   testPrefix,
+		PodCIDRv6:     cidr6,
 	})
 	if err != nil {
 		t.Fatal(err)

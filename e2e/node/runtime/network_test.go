@@ -2,9 +2,12 @@ package runtime
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
 )
 
 func TestSandboxNetworking(t *testing.T) {
@@ -65,4 +68,51 @@ func TestSandboxNetworking(t *testing.T) {
 	if srv.ExitCode() != 137 {
 		t.Fatalf("exit code after SIGKILL = %d, want 137", srv.ExitCode())
 	}
+}
+
+func TestDualStack(t *testing.T) {
+	rt := newTestRuntime(t, nil, true)
+	a := createSandbox(t, rt, testPod("a6"))
+	b := createSandbox(t, rt, testPod("b6"))
+	ips := b.PodIPs()
+	if len(ips) != 2 || !ips[0].Is4() || !ips[1].Is6() || !rt.cfg.PodCIDRv6.Contains(ips[1]) {
+		t.Fatalf("pod IPs %v: want IPv4 then IPv6 in %s", ips, rt.cfg.PodCIDRv6)
+	}
+	if _, err := b.Start(context.Background(), ContainerSpec{Name: "srv", Image: "weft/testapp", Args: []string{"serve", "8080"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "server log", func() bool {
+		l, _ := os.ReadFile(b.LogPath("srv"))
+		return strings.Contains(string(l), "listening")
+	})
+	out := execOK(t, a, testapp("client"), "weft-testapp", "connect", "["+ips[1].String()+"]:8080")
+	if !strings.Contains(out, "hello from b6") {
+		t.Fatalf("TCP over IPv6 got %q", out)
+	}
+}
+
+func TestHostNetworkPod(t *testing.T) {
+	rt := newTestRuntime(t, nil)
+	sb := createSandbox(t, rt, testPod("hostnet", func(p *corev1.Pod) { p.Spec.HostNetwork = true }))
+	if ips := sb.PodIPs(); len(ips) != 1 || ips[0] != rt.Gateway() {
+		t.Fatalf("hostNetwork pod IPs %v, want the gateway %s", ips, rt.Gateway())
+	}
+	if sb.NetnsPath() != "" {
+		t.Fatalf("hostNetwork pod has netns %s", sb.NetnsPath())
+	}
+	self, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := sb.Start(context.Background(), ContainerSpec{Name: "c", Image: "weft/testapp", Args: []string{"sleep"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ns, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", p.Pid())); ns != self {
+		t.Fatalf("hostNetwork container in netns %s, want the host's %s", ns, self)
+	}
+	if err := sb.Destroy(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	<-p.Done()
 }
