@@ -1,13 +1,19 @@
 package h2
 
 import (
+	"context"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/net/http2"
+
+	"github.com/weftmesh/weft/proxy/proxyerr"
+	"github.com/weftmesh/weft/proxy/target"
 )
 
 func TestLimitsAdvertisedAndEnforced(t *testing.T) {
@@ -57,5 +63,31 @@ func TestLimitsAdvertisedAndEnforced(t *testing.T) {
 	}
 	if s := p.Stats(); s.Requests != 0 {
 		t.Fatalf("oversized request reached the handler: %+v", s)
+	}
+}
+
+// hangDialer never connects; it returns when the dial context ends.
+type hangDialer struct{}
+
+func (hangDialer) Dial(ctx context.Context, _ target.Endpoint) (net.Conn, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+func TestDialTimeoutIs504(t *testing.T) {
+	ep := target.Endpoint{Addr: netip.MustParseAddrPort("127.0.0.1:9")}
+	obs := &countingObserver{}
+	_, addr := startProxy(t, Config{Router: staticRouter{ep}, Dialer: hangDialer{}, DialTimeout: 100 * time.Millisecond, Observer: obs})
+	req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
+	resp, err := h2cClient(t).RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusGatewayTimeout || resp.Header.Get(proxyerr.Header) != "timeout" {
+		t.Fatalf("got %d %q, want 504 timeout", resp.StatusCode, resp.Header.Get(proxyerr.Header))
+	}
+	if r := obs.waitRecords(t, 1)[0]; r.ErrKind != proxyerr.Timeout {
+		t.Fatalf("record %+v", r)
 	}
 }
