@@ -54,7 +54,7 @@ func (p *Proxy) handle(ctx *fasthttp.RequestCtx) {
 		p.upgrade(ctx, c, ep, start)
 		return
 	}
-	stripHopByHop(req.Header.All(), req.Header.DelBytes, false)
+	stripHopByHop(&req.Header, &c.tmp, false)
 	req.Header.DelBytes(strExpect)    // answered by the server side already
 	req.Header.ResetConnectionClose() // the client's choice, not the pool's
 
@@ -68,7 +68,7 @@ func (p *Proxy) handle(ctx *fasthttp.RequestCtx) {
 	if p.cfg.ResponseTimeout > 0 {
 		pl.headersReceived(resp.LocalAddr())
 	}
-	stripHopByHop(resp.Header.All(), resp.Header.DelBytes, false)
+	stripHopByHop(&resp.Header, &c.tmp, false)
 	resp.Header.ResetConnectionClose() // the upstream's choice, not the client's
 	if p.draining.Load() {
 		resp.SetConnectionClose()

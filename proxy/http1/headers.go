@@ -21,8 +21,8 @@ var hopByHop = [][]byte{
 	[]byte("Upgrade"),
 }
 
-// maxNamed bounds how many Connection-named fields are honoured; a client
-// naming more gets the rest forwarded (they are harmless end-to-end fields).
+// maxNamed bounds how many header names one keyBuf holds: a message naming
+// more than 16 fields in Connection gets the rest forwarded.
 const maxNamed = 16
 
 // keyBuf holds header names copied out of a header before deleting them.
@@ -49,48 +49,57 @@ func (k *keyBuf) has(name []byte) bool {
 	return false
 }
 
+// headerKeys is what stripHopByHop needs of a request or response header.
+type headerKeys interface {
+	PeekKeys() [][]byte
+	Peek(key string) []byte
+	DelBytes(key []byte)
+}
+
+// scratch is per-connection working memory for header handling, so the
+// per-request path does not allocate.
+type scratch struct {
+	conn, named, victims keyBuf
+}
+
 // stripHopByHop removes hop-by-hop fields and every field named in a
 // Connection field, matching names case-insensitively without changing the
 // case of what is kept. keepUpgrade keeps Connection and Upgrade (the
 // upgrade handshake needs them end to end). It does not allocate.
-func stripHopByHop(all func(yield func(k, v []byte) bool), del func([]byte), keepUpgrade bool) {
-	var named keyBuf
-	for k, v := range all {
-		if !bytes.EqualFold(k, hopByHop[0]) {
-			continue
+func stripHopByHop(h headerKeys, s *scratch, keepUpgrade bool) {
+	s.conn.n, s.named.n, s.victims.n = 0, 0, 0
+	for _, k := range h.PeekKeys() {
+		if bytes.EqualFold(k, hopByHop[0]) && !s.conn.has(k) {
+			s.conn.add(k)
 		}
+		if isHopByHop(k, keepUpgrade) && !s.victims.has(k) {
+			s.victims.add(k)
+		}
+	}
+	// Fields named by Connection (RFC 9110 §7.6.1). Peek invalidates the
+	// PeekKeys slice, which is why names were copied out first.
+	for i := range s.conn.n {
+		v := h.Peek(b2s(s.conn.keys[i][:s.conn.lens[i]]))
 		for len(v) > 0 {
 			var tok []byte
 			tok, v, _ = bytes.Cut(v, []byte(","))
 			tok = bytes.TrimSpace(tok)
 			if len(tok) > 0 && !(keepUpgrade && bytes.EqualFold(tok, hopByHop[7])) {
-				named.add(tok)
+				s.named.add(tok)
 			}
 		}
 	}
-	// Delete by exact stored name: fasthttp compares names byte for byte
-	// when normalising is off, so collect the stored spellings first.
-	for {
-		var victim keyBuf
-		for k := range all {
-			if victim.n == maxNamed {
-				break
-			}
-			if isHopByHop(k, keepUpgrade) || named.has(k) {
-				if !victim.has(k) {
-					victim.add(k)
-				}
+	if s.named.n > 0 {
+		for _, k := range h.PeekKeys() {
+			if s.named.has(k) && !s.victims.has(k) {
+				s.victims.add(k)
 			}
 		}
-		if victim.n == 0 {
-			return
-		}
-		for i := range victim.n {
-			del(victim.keys[i][:victim.lens[i]])
-		}
-		if victim.n < maxNamed {
-			return
-		}
+	}
+	// fasthttp compares names byte for byte when normalising is off: delete
+	// by the stored spellings.
+	for i := range s.victims.n {
+		h.DelBytes(s.victims.keys[i][:s.victims.lens[i]])
 	}
 }
 

@@ -117,6 +117,7 @@ type conn struct {
 	net.Conn
 	orig netip.AddrPort
 	rec  record.HTTP
+	tmp  scratch
 	// tunnel is closed when an upgraded connection's tunnel ends; nil when
 	// the connection was not upgraded.
 	tunnel chan struct{}

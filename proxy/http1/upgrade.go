@@ -37,7 +37,7 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, c *conn, ep target.Endpoint, s
 		p.fail(ctx, rec, err, start)
 		return
 	}
-	stripHopByHop(ctx.Request.Header.All(), ctx.Request.Header.DelBytes, true)
+	stripHopByHop(&ctx.Request.Header, &c.tmp, true)
 	if _, err := up.Write(ctx.Request.Header.Header()); err != nil {
 		up.Close()
 		p.fail(ctx, rec, proxyerr.New(proxyerr.Connect, err), start)
