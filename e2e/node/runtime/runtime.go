@@ -133,7 +133,7 @@ func (r *Runtime) Init(ctx context.Context) error {
 }
 
 // Shutdown destroys every sandbox (also leftovers of earlier runs), deletes the bridge and
-// removes all state under StateDir.
+// removes the runtime's state under StateDir (pods/, ipam.json; StateDir itself if empty).
 func (r *Runtime) Shutdown(ctx context.Context) error {
 	r.mu.Lock()
 	sbs := make([]*Sandbox, 0, len(r.sandboxes))
@@ -165,9 +165,13 @@ func (r *Runtime) Shutdown(ctx context.Context) error {
 	if err := unmountUnder(r.cfg.StateDir); err != nil {
 		errs = append(errs, err)
 	}
-	if err := os.RemoveAll(r.cfg.StateDir); err != nil {
-		errs = append(errs, fmt.Errorf("remove state dir: %w", err))
+	// Only what the runtime created: the node agent may keep other files in StateDir.
+	for _, p := range []string{r.podsDir(), filepath.Join(r.cfg.StateDir, "ipam.json")} {
+		if err := os.RemoveAll(p); err != nil {
+			errs = append(errs, fmt.Errorf("remove %s: %w", p, err))
+		}
 	}
+	_ = os.Remove(r.cfg.StateDir) // only if empty
 	return errors.Join(errs...)
 }
 
@@ -184,6 +188,12 @@ func (r *Runtime) CreateSandbox(ctx context.Context, pod *corev1.Pod) (*Sandbox,
 	}
 	if s, ok := r.sandboxes[pod.UID]; ok {
 		r.mu.Unlock()
+		s.mu.Lock() // wait for a concurrent setup to finish
+		destroyed := s.destroyed
+		s.mu.Unlock()
+		if destroyed {
+			return nil, fmt.Errorf("create sandbox for pod %s: sandbox was destroyed concurrently", s.key())
+		}
 		return s, nil
 	}
 	s := r.newSandbox(pod)
@@ -191,6 +201,9 @@ func (r *Runtime) CreateSandbox(ctx context.Context, pod *corev1.Pod) (*Sandbox,
 	s.mu.Lock() // concurrent callers for the same pod wait for the setup
 	r.mu.Unlock()
 	err := s.setup(ctx)
+	if err != nil {
+		s.destroyed = true // concurrent callers waiting on s.mu must not use it
+	}
 	s.mu.Unlock()
 	if err != nil {
 		if derr := s.Destroy(context.WithoutCancel(ctx)); derr != nil {
