@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/netip"
 
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/weftmesh/weft/e2e/node/svcproxy"
 )
 
 // serviceProxy is the Service proxy wired into the node agent.
@@ -14,11 +17,27 @@ type serviceProxy struct {
 	cleanup func()
 }
 
-// newServiceProxy is a placeholder until e2e/node/svcproxy lands: it runs nothing.
-func newServiceProxy(_ kubernetes.Interface, _ Config, _ netip.AddrPort, log *slog.Logger) (*serviceProxy, error) {
-	log.Warn("service proxy not wired: e2e/node/svcproxy is missing")
+// newServiceProxy builds the iptables Service proxy and removes rules a crashed run left behind.
+func newServiceProxy(client kubernetes.Interface, cfg Config, dnsTarget netip.AddrPort, log *slog.Logger) (*serviceProxy, error) {
+	p, err := svcproxy.New(svcproxy.Config{
+		Client:      client,
+		ServiceCIDR: cfg.ServiceCIDR,
+		PodCIDR:     cfg.PodCIDR,
+		ClusterDNS:  cfg.ClusterDNS,
+		DNSTarget:   dnsTarget,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("service proxy: %w", err)
+	}
+	if err := p.Cleanup(); err != nil {
+		log.Warn("service proxy: remove leftovers", "err", err)
+	}
 	return &serviceProxy{
-		run:     func(ctx context.Context) error { <-ctx.Done(); return nil },
-		cleanup: func() {},
+		run: p.Run,
+		cleanup: func() {
+			if err := p.Cleanup(); err != nil {
+				log.Error("service proxy cleanup", "err", err)
+			}
+		},
 	}, nil
 }
