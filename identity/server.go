@@ -112,10 +112,11 @@ func (s *Server) Run(ctx context.Context) error {
 		lis.Close()
 		return fmt.Errorf("listen %s: %w", s.cfg.AdminAddr, err)
 	}
-	return s.serve(ctx, lis, admin)
+	return s.Serve(ctx, lis, admin)
 }
 
-func (s *Server) serve(ctx context.Context, lis, admin net.Listener) error {
+// Serve serves on the given listeners until ctx is done (Run listens first).
+func (s *Server) Serve(ctx context.Context, lis, admin net.Listener) error {
 	srcErr := make(chan error, 1)
 	go func() { srcErr <- s.cfg.Source.Run(ctx, s.svc) }()
 	gs := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{

@@ -50,7 +50,7 @@ func startServer(t *testing.T, dir string) (*Server, string, string) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- srv.serve(ctx, lis, admin) }()
+	go func() { done <- srv.Serve(ctx, lis, admin) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
