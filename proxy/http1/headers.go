@@ -52,14 +52,13 @@ func (k *keyBuf) has(name []byte) bool {
 // headerKeys is what stripHopByHop needs of a request or response header.
 type headerKeys interface {
 	PeekKeys() [][]byte
-	Peek(key string) []byte
 	DelBytes(key []byte)
 }
 
 // scratch is per-connection working memory for header handling, so the
 // per-request path does not allocate.
 type scratch struct {
-	conn, named, victims keyBuf
+	named, victims keyBuf
 }
 
 // stripHopByHop removes hop-by-hop fields and every field named in a
@@ -67,26 +66,16 @@ type scratch struct {
 // case of what is kept. keepUpgrade keeps Connection and Upgrade (the
 // upgrade handshake needs them end to end). It does not allocate.
 func stripHopByHop(h headerKeys, s *scratch, keepUpgrade bool) {
-	s.conn.n, s.named.n, s.victims.n = 0, 0, 0
-	for _, k := range h.PeekKeys() {
-		if bytes.EqualFold(k, hopByHop[0]) && !s.conn.has(k) {
-			s.conn.add(k)
+	s.named.n, s.victims.n = 0, 0
+	// Ranging over the concrete types' All keeps the loop body on the stack.
+	switch h := h.(type) {
+	case *fasthttp.RequestHeader:
+		for k, v := range h.All() {
+			s.note(k, v, keepUpgrade)
 		}
-		if isHopByHop(k, keepUpgrade) && !s.victims.has(k) {
-			s.victims.add(k)
-		}
-	}
-	// Fields named by Connection (RFC 9110 §7.6.1). Peek invalidates the
-	// PeekKeys slice, which is why names were copied out first.
-	for i := range s.conn.n {
-		v := h.Peek(b2s(s.conn.keys[i][:s.conn.lens[i]]))
-		for len(v) > 0 {
-			var tok []byte
-			tok, v, _ = bytes.Cut(v, []byte(","))
-			tok = bytes.TrimSpace(tok)
-			if len(tok) > 0 && !(keepUpgrade && bytes.EqualFold(tok, hopByHop[7])) {
-				s.named.add(tok)
-			}
+	case *fasthttp.ResponseHeader:
+		for k, v := range h.All() {
+			s.note(k, v, keepUpgrade)
 		}
 	}
 	if s.named.n > 0 {
@@ -100,6 +89,25 @@ func stripHopByHop(h headerKeys, s *scratch, keepUpgrade bool) {
 	// by the stored spellings.
 	for i := range s.victims.n {
 		h.DelBytes(s.victims.keys[i][:s.victims.lens[i]])
+	}
+}
+
+// note records field k: a hop-by-hop name to delete, and for Connection the
+// names it lists (RFC 9110 §7.6.1).
+func (s *scratch) note(k, v []byte, keepUpgrade bool) {
+	if isHopByHop(k, keepUpgrade) && !s.victims.has(k) {
+		s.victims.add(k)
+	}
+	if !bytes.EqualFold(k, hopByHop[0]) {
+		return
+	}
+	for len(v) > 0 {
+		var tok []byte
+		tok, v, _ = bytes.Cut(v, []byte(","))
+		tok = bytes.TrimSpace(tok)
+		if len(tok) > 0 && !(keepUpgrade && bytes.EqualFold(tok, hopByHop[7])) {
+			s.named.add(tok)
+		}
 	}
 }
 

@@ -33,6 +33,12 @@ func TestStripHopByHop(t *testing.T) {
 			gone: []string{"connection", "X-A", "X-b", "Keep-Alive", "te", "PROXY-CONNECTION", "Upgrade", "Proxy-Authorization"},
 		},
 		{
+			name: "named fields survive a later Connection: close",
+			raw:  "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nX-Keep: 2\r\nconnection: close\r\n\r\n",
+			kept: []string{"X-Keep"},
+			gone: []string{"X-Hop", "Connection"},
+		},
+		{
 			name:        "upgrade keeps Connection and Upgrade",
 			raw:         "GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, X-A\r\nUpgrade: websocket\r\nX-A: 1\r\nSec-WebSocket-Key: k\r\n\r\n",
 			keepUpgrade: true,
