@@ -3,11 +3,13 @@ package runtime
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -177,4 +179,26 @@ func TestIPAM(t *testing.T) {
 	if _, err := b.allocate("overflow"); err == nil || !strings.Contains(err.Error(), "exhausted") {
 		t.Fatalf("allocate in a full range: %v", err)
 	}
+}
+
+// TestExecRounds runs a bounded number of execs and reports their mean duration (not asserted).
+func TestExecRounds(t *testing.T) {
+	rt := newTestRuntime(t, nil)
+	sb := createSandbox(t, rt, testPod("rounds"))
+	const n = 20
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		if out := execOK(t, sb, testapp("c"), "weft-testapp", "id"); !strings.Contains(out, "uid=0") {
+			t.Fatalf("exec %d: %q", i, out)
+		}
+	}
+	t.Logf("%d execs, mean %v each (re-exec launcher + namespaces + execve + exit)", n, time.Since(start)/n)
+	cstart := time.Now()
+	for i := 0; i < 5; i++ {
+		s := createSandbox(t, rt, testPod(fmt.Sprintf("many-%d", i)))
+		if err := s.Destroy(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("5 sandbox create+destroy, mean %v each", time.Since(cstart)/5)
 }

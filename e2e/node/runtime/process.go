@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -131,7 +132,7 @@ func (s *Sandbox) launch(c ContainerSpec, command, args []string) (*exec.Cmd, *o
 // reported why it could not.
 func startAndWaitExec(cmd *exec.Cmd, statusR *os.File) error {
 	statusW := cmd.ExtraFiles[0]
-	err := cmd.Start()
+	err := startOnSpawner(cmd)
 	statusW.Close()
 	if err != nil {
 		statusR.Close()
@@ -313,6 +314,10 @@ func (s *Sandbox) mounts(c ContainerSpec) ([]bindMount, error) {
 		covered[target] = true
 		out = append(out, bindMount{Source: src, Target: target, ReadOnly: vm.ReadOnly})
 	}
+	// Parents before children (/data before /data/cache), as container runtimes do.
+	sort.SliceStable(out, func(i, j int) bool {
+		return strings.Count(out[i].Target, "/") < strings.Count(out[j].Target, "/")
+	})
 	if !s.hostNet && !covered["/etc/hosts"] {
 		out = append(out, bindMount{Source: s.hostsPath(), Target: "/etc/hosts"})
 	}
