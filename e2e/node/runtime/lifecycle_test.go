@@ -202,3 +202,43 @@ func TestExecRounds(t *testing.T) {
 	}
 	t.Logf("5 sandbox create+destroy, mean %v each", time.Since(cstart)/5)
 }
+
+func TestExecTimeoutAndExitCode(t *testing.T) {
+	rt := newTestRuntime(t, nil)
+	sb := createSandbox(t, rt, testPod("probe"))
+	tb := ContainerSpec{Name: "tb", Image: "weft/toolbox"}
+	code, out, err := sb.Exec(context.Background(), tb, []string{"sh", "-c", "echo out; echo err >&2; exit 3"})
+	if err != nil || code != 3 || string(out) != "out\nerr\n" {
+		t.Fatalf("exec: code %d out %q err %v, want 3 and both streams", code, out, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, _, err = sb.Exec(ctx, tb, []string{"sh", "-c", "echo started; sleep 3600"})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("exec past its deadline: %v", err)
+	}
+	dev, ino, err := netnsInode(sb.NetnsPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "timed-out exec to be killed", func() bool { return len(pidsInNetns(dev, ino)) == 0 })
+}
+
+func TestFSGroup(t *testing.T) {
+	rt := newTestRuntime(t, nil)
+	sb := createSandbox(t, rt, testPod("fsg", func(p *corev1.Pod) {
+		p.Spec.SecurityContext = &corev1.PodSecurityContext{FSGroup: ptr(int64(4000))}
+		p.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+	}))
+	var st unix.Stat_t
+	if err := unix.Stat(filepath.Join(sb.Dir(), "volumes/data"), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Gid != 4000 || st.Mode&unix.S_ISGID == 0 {
+		t.Fatalf("emptyDir gid %d mode %o, want gid 4000 with setgid", st.Gid, st.Mode)
+	}
+	out := execOK(t, sb, ContainerSpec{Name: "c", Image: "weft/testapp", SecurityContext: &corev1.SecurityContext{RunAsUser: ptr(int64(2102))}}, "weft-testapp", "id")
+	if !strings.Contains(out, "groups=[4000]") {
+		t.Fatalf("fsGroup is not a supplementary group: %q", out)
+	}
+}
