@@ -282,3 +282,34 @@ func TestLivenessFailureRestartsContainer(t *testing.T) {
 		t.Errorf("lastState = %+v", lt)
 	}
 }
+
+func TestPostStartBlocksNextContainer(t *testing.T) {
+	rt := newFakeRuntime()
+	release := make(chan struct{})
+	rt.exec = func(container string, cmd []string) int {
+		if container == "a" && cmd[0] == "hook" {
+			<-release
+		}
+		return 0
+	}
+	pod := testPod("hooks", func(p *corev1.Pod) {
+		p.Spec.Containers = []corev1.Container{
+			{Name: "a", Image: "x", Lifecycle: &corev1.Lifecycle{PostStart: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"hook"}}}}},
+			{Name: "b", Image: "x"},
+		}
+	})
+	h := newHarness(t, rt, pod)
+	h.waitPod("default", "hooks", "a running, not started", func(p *corev1.Pod) bool {
+		s := p.Status.ContainerStatuses
+		return len(s) == 2 && s[0].State.Running != nil && !*s[0].Started
+	})
+	time.Sleep(100 * time.Millisecond)
+	if n := rt.count("start b"); n != 0 {
+		t.Fatalf("b started while a's postStart was running: %v", rt.Events())
+	}
+	close(release)
+	h.waitPod("default", "hooks", "Ready", func(p *corev1.Pod) bool { return cond(p, corev1.PodReady) == corev1.ConditionTrue })
+	if ev := rt.Events(); indexOf(ev, "start a") > indexOf(ev, "start b") {
+		t.Errorf("order: %v", ev)
+	}
+}
