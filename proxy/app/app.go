@@ -74,7 +74,7 @@ func New(cfg config.Config, opts Options) (*App, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	var res discovery.Resolver = discovery.PassThrough{}
+	var res discovery.Resolver = &discovery.PassThrough{}
 	if cfg.StaticDiscovery != "" {
 		s, err := discovery.LoadStatic(cfg.StaticDiscovery)
 		if err != nil {

@@ -26,7 +26,7 @@ type harness struct {
 	done   chan error
 }
 
-func newHarness(t *testing.T, mutate func(*config.Config)) *harness {
+func newHarness(t testing.TB, mutate func(*config.Config)) *harness {
 	t.Helper()
 	cfg := config.Default()
 	cfg.InboundAddr = "127.0.0.1:0"
@@ -114,7 +114,7 @@ func rawExchange(t *testing.T, addr, req string) (head string, rest string) {
 }
 
 // listen returns a loopback listener closed at cleanup.
-func listen(t *testing.T) net.Listener {
+func listen(t testing.TB) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -133,3 +133,5 @@ func writeDiscovery(t *testing.T, doc string) string {
 	}
 	return p
 }
+
+func netipMust(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }

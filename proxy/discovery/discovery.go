@@ -7,6 +7,7 @@ package discovery
 
 import (
 	"net/netip"
+	"sync"
 
 	"github.com/weftmesh/weft/proxy/target"
 )
@@ -20,20 +21,32 @@ type Resolver interface {
 	Resolve(authority string, orig netip.AddrPort) (target.Endpoint, error)
 }
 
-// PassThrough resolves everything to the original destination.
-type PassThrough struct{}
+// PassThrough resolves everything to the original destination. The zero
+// value is ready to use.
+type PassThrough struct{ names names }
 
 // Resolve implements Resolver.
-func (PassThrough) Resolve(authority string, orig netip.AddrPort) (target.Endpoint, error) {
-	return passThrough(authority, orig), nil
+func (p *PassThrough) Resolve(authority string, orig netip.AddrPort) (target.Endpoint, error) {
+	return p.names.passThrough(authority, orig), nil
 }
 
-func passThrough(authority string, orig netip.AddrPort) target.Endpoint {
-	addr := orig.String()
+// names interns the strings pass-through endpoints carry (the address and
+// the authority, which may alias a request buffer), so repeated targets do
+// not allocate. It stops growing at maxNames entries and then allocates.
+type names struct {
+	mu    sync.RWMutex
+	addrs map[netip.AddrPort]string
+	auths map[string]string
+}
+
+const maxNames = 4096
+
+func (n *names) passThrough(authority string, orig netip.AddrPort) target.Endpoint {
+	addr := n.addr(orig)
 	if authority == "" {
 		authority = addr
 	} else {
-		authority = clone(authority)
+		authority = n.auth(authority)
 	}
 	return target.Endpoint{
 		Addr: orig,
@@ -41,4 +54,40 @@ func passThrough(authority string, orig netip.AddrPort) target.Endpoint {
 	}
 }
 
-func clone(s string) string { return string(append([]byte(nil), s...)) }
+func (n *names) addr(ap netip.AddrPort) string {
+	n.mu.RLock()
+	s, ok := n.addrs[ap]
+	n.mu.RUnlock()
+	if ok {
+		return s
+	}
+	s = ap.String()
+	n.mu.Lock()
+	if n.addrs == nil {
+		n.addrs = map[netip.AddrPort]string{}
+	}
+	if len(n.addrs) < maxNames {
+		n.addrs[ap] = s
+	}
+	n.mu.Unlock()
+	return s
+}
+
+func (n *names) auth(a string) string {
+	n.mu.RLock()
+	s, ok := n.auths[a]
+	n.mu.RUnlock()
+	if ok {
+		return s
+	}
+	s = string(append([]byte(nil), a...))
+	n.mu.Lock()
+	if n.auths == nil {
+		n.auths = map[string]string{}
+	}
+	if len(n.auths) < maxNames {
+		n.auths[s] = s
+	}
+	n.mu.Unlock()
+	return s
+}

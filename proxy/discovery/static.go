@@ -61,6 +61,7 @@ type RouteSpec struct {
 // Static is a Resolver over a parsed File. It is immutable and safe for
 // concurrent use.
 type Static struct {
+	names       names
 	byAuthority map[string]*dest
 	byAddr      map[netip.AddrPort]*dest
 }
@@ -193,7 +194,7 @@ func (s *Static) add(d Destination) error {
 func (s *Static) Resolve(authority string, orig netip.AddrPort) (target.Endpoint, error) {
 	d := s.lookup(authority, orig)
 	if d == nil {
-		return passThrough(authority, orig), nil
+		return s.names.passThrough(authority, orig), nil
 	}
 	if len(d.endpoints) == 0 {
 		return target.Endpoint{}, proxyerr.New(proxyerr.NoEndpoints, errNoEndpoints)

@@ -135,7 +135,7 @@ func TestLoadStatic(t *testing.T) {
 
 func TestPassThrough(t *testing.T) {
 	orig := netip.MustParseAddrPort("[fd00:198:18::5]:80")
-	ep, err := PassThrough{}.Resolve("", orig)
+	ep, err := (&PassThrough{}).Resolve("", orig)
 	if err != nil || ep.Addr != orig || ep.Peer.Authority != orig.String() || ep.Peer.TargetAddr != orig.String() {
 		t.Fatalf("%+v %v", ep, err)
 	}
@@ -177,6 +177,17 @@ func BenchmarkResolveAddress(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := s.Resolve("", orig); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkResolvePassThrough(b *testing.B) {
+	var p PassThrough
+	orig := netip.MustParseAddrPort("198.18.9.9:1234")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := p.Resolve("web.other:80", orig); err != nil {
 			b.Fatal(err)
 		}
 	}
