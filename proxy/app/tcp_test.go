@@ -61,11 +61,12 @@ func TestServerSpeaksFirstOnOpaquePort(t *testing.T) {
 		t.Fatalf("echo %q %v", line, err)
 	}
 	c.Close()
-	waitFor(t, func() bool {
-		return strings.Contains(scrape(t, h), `weft_detect_total{direction="outbound",protocol="opaque",result="skipped"} 1`)
+	waitFor(t, func() bool { // counts are final once the connection closed
+		return strings.Contains(scrape(t, h), `tcp_open_connections{direction="outbound",authority="`+addr+`",target_addr="`+addr+`",tls="false"} 0`)
 	})
 	out := scrape(t, h)
 	for _, want := range []string{
+		`weft_detect_total{direction="outbound",protocol="opaque",result="skipped"} 1`,
 		`tcp_open_total{direction="outbound",authority="` + addr + `",target_addr="` + addr + `",tls="false"} 1`,
 		`tcp_read_bytes_total{direction="outbound",authority="` + addr + `",target_addr="` + addr + `",tls="false"} 8`,
 		`tcp_write_bytes_total{direction="outbound",authority="` + addr + `",target_addr="` + addr + `",tls="false"} 24`,
