@@ -70,5 +70,8 @@ func (k *Kubelet) bind(ctx context.Context, pod *corev1.Pod) error {
 		return err
 	}
 	k.log.Info("bound pod", "pod", pod.Namespace+"/"+pod.Name, "node", k.cfg.NodeName)
+	if k.recorder != nil {
+		k.recorder.Eventf(pod, corev1.EventTypeNormal, "Scheduled", "Successfully assigned %s/%s to %s", pod.Namespace, pod.Name, k.cfg.NodeName)
+	}
 	return nil
 }

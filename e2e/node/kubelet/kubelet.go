@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
 )
 
 // Config configures a Kubelet.
@@ -69,6 +70,7 @@ type Kubelet struct {
 	pods     corelisters.PodLister
 	services corelisters.ServiceLister
 	status   *statusManager
+	recorder record.EventRecorder // nil until Run
 
 	mu       sync.Mutex
 	workers  map[types.UID]*podWorker
@@ -138,6 +140,8 @@ func (k *Kubelet) Run(ctx context.Context) error {
 		return err
 	}
 	k.runCtx = ctx
+	stopEvents := k.startEvents(ctx)
+	defer stopEvents()
 	factory := informers.NewSharedInformerFactory(k.client, 0)
 	podInf := factory.Core().V1().Pods()
 	svcInf := factory.Core().V1().Services()

@@ -316,6 +316,7 @@ func (w *podWorker) handleExits(now time.Time) {
 		c.nextStart = r.finishedAt.Add(d)
 		c.waitReason, c.waitMsg = "", ""
 		if d > 0 {
+			w.event(corev1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s_%s(%s)", c.name(), w.pod.Name, w.pod.Namespace, w.pod.UID)
 			c.waitReason = "CrashLoopBackOff"
 			c.waitMsg = fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)",
 				d, c.name(), w.pod.Name, w.pod.Namespace, w.pod.UID)
@@ -374,6 +375,7 @@ func (w *podWorker) startContainer(ctx context.Context, c *ctr, now time.Time) b
 		c.waitReason, c.waitMsg = "CreateContainerConfigError", err.Error()
 		c.nextStart = now.Add(w.k.cfg.RestartBackoffBase)
 		w.log.Warn("container config", "container", c.name(), "err", err)
+		w.event(corev1.EventTypeWarning, "Failed", "Error: %v", err)
 		return false
 	}
 	proc, err := w.sandbox.Start(ctx, spec)
@@ -384,6 +386,7 @@ func (w *podWorker) startContainer(ctx context.Context, c *ctr, now time.Time) b
 		}
 		c.nextStart = now.Add(max(c.bo.next(0), w.k.cfg.RestartBackoffBase))
 		w.log.Warn("start container", "container", c.name(), "err", err)
+		w.event(corev1.EventTypeWarning, "Failed", "Error: %s: %v", c.waitReason, err)
 		return false
 	}
 	if c.hadRun {
@@ -400,6 +403,7 @@ func (w *podWorker) startContainer(ctx context.Context, c *ctr, now time.Time) b
 	}
 	c.cur, c.waitReason, c.waitMsg, c.nextStart = r, "", "", time.Time{}
 	w.log.Info("container started", "container", c.name(), "pid", proc.Pid(), "restarts", c.restarts)
+	w.event(corev1.EventTypeNormal, "Started", "Started container %s", c.name())
 	go w.watchExit(c, r)
 	if c.spec.Lifecycle != nil && c.spec.Lifecycle.PostStart != nil {
 		go w.postStart(rctx, c, r)
@@ -487,6 +491,7 @@ func (w *podWorker) probeResult(ctx context.Context, c *ctr, r *run, kind probe.
 		r.ready = res == probe.Success
 		if !r.ready {
 			w.log.Info("readiness probe failed", "container", c.name(), "msg", msg)
+			w.event(corev1.EventTypeWarning, "Unhealthy", "Readiness probe failed: %s", msg)
 		}
 	case res == probe.Success: // startup
 		w.log.Info("startup probe succeeded", "container", c.name())
@@ -495,6 +500,7 @@ func (w *podWorker) probeResult(ctx context.Context, c *ctr, r *run, kind probe.
 	default: // liveness or startup failure: kill and restart per policy
 		w.log.Info(kind.String()+" probe failed, restarting container", "container", c.name(), "msg", msg)
 		r.killReason = fmt.Sprintf("container %s failed %s probe, will be restarted: %s", c.name(), kind, msg)
+		w.event(corev1.EventTypeWarning, "Unhealthy", "%s probe failed: %s", kind, msg)
 		grace := w.grace()
 		var spec *corev1.Probe = c.spec.LivenessProbe
 		if kind == probe.Startup {
@@ -541,6 +547,9 @@ func (w *podWorker) stopRun(ctx context.Context, c *ctr, r *run, deadline time.T
 		cancel()
 	}
 	w.log.Info("stopping container", "container", c.name(), "grace", time.Until(deadline).Round(time.Millisecond))
+	w.mu.Lock()
+	w.event(corev1.EventTypeNormal, "Killing", "Stopping container %s", c.name())
+	w.mu.Unlock()
 	_ = r.proc.Signal(syscall.SIGTERM)
 	t := time.NewTimer(max(time.Until(deadline), 0))
 	defer t.Stop()
