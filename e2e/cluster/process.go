@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -110,13 +111,14 @@ func runs(pid int, binary string) bool {
 }
 
 // strays finds processes running one of the cluster's binaries with arguments inside this
-// cluster's state directory, whether or not a pid file names them (crash recovery).
+// cluster's state directory, whether or not a pid file names them (crash recovery). Children
+// of such a process that run the same binary (forks, re-execs) are left to their parent.
 func strays(p paths, c component) []int {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
 	}
-	var pids []int
+	parents := map[int]int{} // candidate pid → parent pid
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil || pid == os.Getpid() || !runs(pid, c.binary) || !alive(pid) {
@@ -124,17 +126,42 @@ func strays(p paths, c component) []int {
 		}
 		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 		if err == nil && bytes.Contains(cmdline, []byte(p.cluster+string(filepath.Separator))) {
+			parents[pid] = parentPid(pid)
+		}
+	}
+	var pids []int
+	for pid, ppid := range parents {
+		if _, child := parents[ppid]; !child {
 			pids = append(pids, pid)
 		}
 	}
+	slices.Sort(pids)
 	return pids
+}
+
+// parentPid reads the parent of pid from /proc (0 if unknown).
+func parentPid(pid int) int {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0
+	}
+	fields := strings.Fields(string(stat[i+1:])) // state, ppid, ...
+	if len(fields) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(fields[1])
+	return ppid
 }
 
 // stop terminates a component: SIGTERM, then SIGKILL after grace. It handles the pid file
 // and stray processes of the component and removes the pid file.
 func stop(ctx context.Context, p paths, c component, grace time.Duration) error {
 	pids := strays(p, c)
-	if pid := readPid(p, c); pid != 0 && !containsInt(pids, pid) {
+	if pid := readPid(p, c); pid != 0 && !slices.Contains(pids, pid) {
 		pids = append(pids, pid)
 	}
 	var errs []error
@@ -180,15 +207,6 @@ func waitExit(ctx context.Context, pid int, timeout time.Duration) bool {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-func containsInt(s []int, v int) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // logTail returns the last n lines of a component's log, for error messages.
