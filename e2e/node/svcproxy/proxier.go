@@ -234,9 +234,6 @@ func (p *Proxier) sync(ctx context.Context) error {
 			return err
 		}
 		p.ownedNat, p.lastPayload = rs.nat, rs.payload
-		p.mu.Lock()
-		p.applied = rs.payload
-		p.mu.Unlock()
 		p.log.Debug("service rules applied", "service_ports", len(sps), "removed_chains", len(stale))
 	}
 	if p.needJumps {
@@ -247,6 +244,9 @@ func (p *Proxier) sync(ctx context.Context) error {
 		}
 		p.needJumps = false
 	}
+	p.mu.Lock()
+	p.applied = p.lastPayload
+	p.mu.Unlock()
 	p.flushUDPConntrack(ctx, sps)
 	return nil
 }
@@ -359,7 +359,8 @@ func (p *Proxier) Cleanup() error {
 	return nil
 }
 
-// appliedRules returns the last payload given to iptables-restore (nil before the first sync).
+// appliedRules returns the last payload given to iptables-restore once the jumps to it are in
+// place too (nil before the first complete sync).
 func (p *Proxier) appliedRules() []byte {
 	p.mu.Lock()
 	defer p.mu.Unlock()
