@@ -13,6 +13,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -683,7 +684,7 @@ func (w *podWorker) terminateAndDelete(ctx context.Context, gone bool) {
 		GracePeriodSeconds: new(int64),
 		Preconditions:      &metav1.Preconditions{UID: &w.uid},
 	})
-	if err != nil {
+	if err != nil && !apierrors.IsNotFound(err) {
 		w.log.Warn("delete pod", "err", err)
 		return
 	}
