@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -56,7 +57,7 @@ type App struct {
 // direction is one listener and its protocol layers.
 type direction struct {
 	dir    record.Direction
-	ln     net.Listener
+	lns    []net.Listener
 	opaque []uint16 // sorted
 	router router
 	h1     *http1.Proxy
@@ -93,7 +94,7 @@ func New(cfg config.Config, opts Options) (*App, error) {
 		record.Inbound:  &inboundRouter{loopback: cfg.InboundConnectLoopback},
 		record.Outbound: &outboundRouter{res: res},
 	}
-	addrs := [2]string{record.Inbound: cfg.InboundAddr, record.Outbound: cfg.OutboundAddr}
+	addrs := [2][]string{record.Inbound: cfg.InboundAddrs, record.Outbound: cfg.OutboundAddrs}
 	opaque := [2][]uint16{record.Inbound: cfg.InboundOpaquePorts, record.Outbound: cfg.OutboundOpaquePorts}
 	for _, d := range []record.Direction{record.Inbound, record.Outbound} {
 		dd, err := a.newDirection(d, addrs[d], opaque[d], routers[d])
@@ -117,7 +118,7 @@ func New(cfg config.Config, opts Options) (*App, error) {
 	return a, nil
 }
 
-func (a *App) newDirection(d record.Direction, addr string, opaque []uint16, r router) (*direction, error) {
+func (a *App) newDirection(d record.Direction, addrs []string, opaque []uint16, r router) (*direction, error) {
 	h1, err := http1.New(http1.Config{
 		Direction: d, Router: r, Dialer: a.dialer, Observer: a.metrics,
 		ErrorCounter:    func(d record.Direction, err error) { a.metrics.ObserveError(d, proxyerr.KindOf(err)) },
@@ -140,18 +141,46 @@ func (a *App) newDirection(d record.Direction, addr string, opaque []uint16, r r
 	if d == record.Outbound {
 		name = "OUTBOUND_LISTEN_ADDR"
 	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("%s%s: %w", config.Prefix, name, err)
-	}
 	op := slices.Clone(opaque)
 	slices.Sort(op)
-	return &direction{dir: d, ln: ln, opaque: op, router: r, h1: h1, h2: hp}, nil
+	dd := &direction{dir: d, opaque: op, router: r, h1: h1, h2: hp}
+	for _, addr := range addrs {
+		ln, err := listenTCP(addr)
+		if err != nil {
+			dd.close()
+			return nil, fmt.Errorf("%s%s: %w", config.Prefix, name, err)
+		}
+		dd.lns = append(dd.lns, ln)
+	}
+	if len(dd.lns) == 0 {
+		return nil, fmt.Errorf("%s%s: no address", config.Prefix, name)
+	}
+	return dd, nil
+}
+
+// listenTCP listens on addr; an IPv6 address listens IPv6-only so that an
+// IPv4 listener on the same port can coexist.
+func listenTCP(addr string) (net.Listener, error) {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	network := "tcp4"
+	if ap.Addr().Is6() && !ap.Addr().Is4In6() {
+		network = "tcp6"
+	}
+	return net.Listen(network, addr)
+}
+
+func (d *direction) close() {
+	for _, ln := range d.lns {
+		ln.Close()
+	}
 }
 
 // InboundAddr, OutboundAddr and AdminAddr are the bound listener addresses.
-func (a *App) InboundAddr() net.Addr  { return a.dirs[record.Inbound].ln.Addr() }
-func (a *App) OutboundAddr() net.Addr { return a.dirs[record.Outbound].ln.Addr() }
+func (a *App) InboundAddr() net.Addr  { return a.dirs[record.Inbound].lns[0].Addr() }
+func (a *App) OutboundAddr() net.Addr { return a.dirs[record.Outbound].lns[0].Addr() }
 func (a *App) AdminAddr() net.Addr    { return a.adminLn.Addr() }
 
 // Metrics is the proxy's registry (tests read it).
@@ -166,8 +195,10 @@ func (a *App) Metrics() *metrics.Registry { return a.metrics }
 func (a *App) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for _, d := range a.dirs {
-		wg.Add(1)
-		go func() { defer wg.Done(); a.acceptLoop(d) }()
+		for _, ln := range d.lns {
+			wg.Add(1)
+			go func() { defer wg.Done(); a.acceptLoop(d, ln) }()
+		}
 	}
 	wg.Add(1)
 	go func() {
@@ -222,7 +253,7 @@ func (a *App) drain() error {
 func (a *App) closeListeners() {
 	for _, d := range a.dirs {
 		if d != nil {
-			d.ln.Close()
+			d.close()
 		}
 	}
 	if a.adminLn != nil {

@@ -29,8 +29,8 @@ type harness struct {
 func newHarness(t testing.TB, mutate func(*config.Config)) *harness {
 	t.Helper()
 	cfg := config.Default()
-	cfg.InboundAddr = "127.0.0.1:0"
-	cfg.OutboundAddr = "127.0.0.1:0"
+	cfg.InboundAddrs = []string{"127.0.0.1:0"}
+	cfg.OutboundAddrs = []string{"127.0.0.1:0"}
 	cfg.AdminAddr = "127.0.0.1:0"
 	cfg.DetectTimeout = 200 * time.Millisecond
 	cfg.ShutdownGracePeriod = 5 * time.Second

@@ -19,10 +19,10 @@ import (
 // bufPool recycles detection buffers.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, detect.BufferSize); return &b }}
 
-func (a *App) acceptLoop(d *direction) {
+func (a *App) acceptLoop(d *direction, ln net.Listener) {
 	var delay time.Duration
 	for {
-		c, err := d.ln.Accept()
+		c, err := ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return

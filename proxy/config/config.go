@@ -21,10 +21,13 @@ var DefaultOpaquePorts = []uint16{25, 587, 3306, 4444, 5432, 6379, 9300, 11211}
 
 // Config is the proxy's whole configuration.
 type Config struct {
-	// InboundAddr is where redirected inbound connections arrive.
-	InboundAddr string
-	// OutboundAddr is where redirected outbound connections arrive.
-	OutboundAddr string
+	// InboundAddrs are where redirected inbound connections arrive (one
+	// listener each; an IPv6 address listens IPv6-only, so "0.0.0.0:4143"
+	// and "[::]:4143" can be combined for dual stack).
+	InboundAddrs []string
+	// OutboundAddrs are where redirected outbound connections arrive
+	// (e.g. "127.0.0.1:4140,[::1]:4140" for IPv6 pods).
+	OutboundAddrs []string
 	// AdminAddr serves /metrics, /ready, /live and /shutdown.
 	AdminAddr string
 	// InboundOpaquePorts and OutboundOpaquePorts skip protocol detection:
@@ -62,8 +65,8 @@ type Config struct {
 // Default returns the configuration used when no variable is set.
 func Default() Config {
 	return Config{
-		InboundAddr:         "0.0.0.0:4143",
-		OutboundAddr:        "127.0.0.1:4140",
+		InboundAddrs:        []string{"0.0.0.0:4143"},
+		OutboundAddrs:       []string{"127.0.0.1:4140"},
 		AdminAddr:           "0.0.0.0:4191",
 		InboundOpaquePorts:  slices.Clone(DefaultOpaquePorts),
 		OutboundOpaquePorts: slices.Clone(DefaultOpaquePorts),
@@ -86,8 +89,8 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	}
 	c := Default()
 	p := parser{getenv: getenv}
-	p.addr("INBOUND_LISTEN_ADDR", &c.InboundAddr)
-	p.addr("OUTBOUND_LISTEN_ADDR", &c.OutboundAddr)
+	p.addrs("INBOUND_LISTEN_ADDR", &c.InboundAddrs)
+	p.addrs("OUTBOUND_LISTEN_ADDR", &c.OutboundAddrs)
 	p.addr("ADMIN_LISTEN_ADDR", &c.AdminAddr)
 	p.ports("INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION", &c.InboundOpaquePorts)
 	p.ports("OUTBOUND_PORTS_DISABLE_PROTOCOL_DETECTION", &c.OutboundOpaquePorts)
@@ -170,6 +173,24 @@ func (p *parser) addr(name string, dst *string) {
 		return
 	}
 	*dst = v
+}
+
+// addrs parses a comma-separated list of ip:port.
+func (p *parser) addrs(name string, dst *[]string) {
+	v, ok := p.get(name)
+	if !ok {
+		return
+	}
+	var out []string
+	for _, a := range strings.Split(v, ",") {
+		a = strings.TrimSpace(a)
+		if _, err := netip.ParseAddrPort(a); err != nil {
+			p.fail(name, v, fmt.Errorf("want ip:port[,ip:port...]: %w", err))
+			return
+		}
+		out = append(out, a)
+	}
+	*dst = out
 }
 
 func (p *parser) duration(name string, dst *time.Duration) {

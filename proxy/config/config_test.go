@@ -15,12 +15,15 @@ func TestFromEnv(t *testing.T) {
 		wantErr string
 	}{
 		{name: "defaults", env: nil, check: func(c Config) bool {
-			return c.InboundAddr == "0.0.0.0:4143" && c.OutboundAddr == "127.0.0.1:4140" &&
+			return slices.Equal(c.InboundAddrs, []string{"0.0.0.0:4143"}) && slices.Equal(c.OutboundAddrs, []string{"127.0.0.1:4140"}) &&
 				c.AdminAddr == "0.0.0.0:4191" && slices.Equal(c.InboundOpaquePorts, DefaultOpaquePorts) &&
 				c.DetectTimeout <= time.Second && !c.AdminShutdown
 		}},
 		{name: "ports and ranges", env: map[string]string{"WEFT_PROXY_OUTBOUND_PORTS_DISABLE_PROTOCOL_DETECTION": "9000-9002, 25,25"},
 			check: func(c Config) bool { return slices.Equal(c.OutboundOpaquePorts, []uint16{25, 9000, 9001, 9002}) }},
+		{name: "dual stack", env: map[string]string{"WEFT_PROXY_OUTBOUND_LISTEN_ADDR": "127.0.0.1:4140, [::1]:4140"},
+			check: func(c Config) bool { return slices.Equal(c.OutboundAddrs, []string{"127.0.0.1:4140", "[::1]:4140"}) }},
+		{name: "bad list", env: map[string]string{"WEFT_PROXY_INBOUND_LISTEN_ADDR": "0.0.0.0:4143,"}, wantErr: "WEFT_PROXY_INBOUND_LISTEN_ADDR"},
 		{name: "none", env: map[string]string{"WEFT_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION": "none"},
 			check: func(c Config) bool { return len(c.InboundOpaquePorts) == 0 }},
 		{name: "bad port", env: map[string]string{"WEFT_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION": "70000"},

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -59,11 +60,13 @@ func (l *lockedBuf) String() string {
 // proxy as uid 2102 inside h.
 func meshHost(t *testing.T, bin string, h *testnet.Host) *lockedBuf {
 	t.Helper()
-	if out, err := h.Command(bin, "init", "--proxy-uid", "2102").CombinedOutput(); err != nil {
+	if out, err := h.Command(bin, "init", "--proxy-uid", "2102", "--ipv6").CombinedOutput(); err != nil {
 		t.Fatalf("weft-proxy init in %s: %v\n%s", h.Name(), err, out)
 	}
 	cmd := h.Command("setpriv", "--reuid", "2102", "--regid", "2102", "--clear-groups", bin)
-	cmd.Env = append(os.Environ(), "WEFT_PROXY_LOG_LEVEL=debug", "WEFT_PROXY_SHUTDOWN_GRACE_PERIOD=5s")
+	cmd.Env = append(os.Environ(), "WEFT_PROXY_LOG_LEVEL=debug", "WEFT_PROXY_SHUTDOWN_GRACE_PERIOD=5s",
+		"WEFT_PROXY_INBOUND_LISTEN_ADDR=0.0.0.0:4143,[::]:4143",
+		"WEFT_PROXY_OUTBOUND_LISTEN_ADDR=127.0.0.1:4140,[::1]:4140")
 	logs := &lockedBuf{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
@@ -175,6 +178,14 @@ func TestMeshedHostsInNetns(t *testing.T) {
 		}
 	}
 
+	// The same over IPv6: ip6tables REDIRECT and IP6T_SO_ORIGINAL_DST.
+	target6 := netip.AddrPortFrom(srv.IP6(), 8080).String()
+	for i := range 2 {
+		if _, err := get(cli, target6, fmt.Sprintf("/v6/%d", i)); err != nil {
+			t.Fatalf("IPv6 request %d: %v\n%s", i, err, dump())
+		}
+	}
+
 	c, err := dialIn(cli, srv.IP().String()+":6379")
 	if err != nil {
 		t.Fatal(err)
@@ -199,6 +210,8 @@ func TestMeshedHostsInNetns(t *testing.T) {
 	checks := []struct{ who, metrics, want string }{
 		{"client", cliMetrics, `request_total{direction="outbound",authority="` + target + `",target_addr="` + target + `",tls="false"} 5`},
 		{"server", srvMetrics, `request_total{direction="inbound",authority="` + target + `",target_addr="` + target + `",tls="false"} 5`},
+		{"client", cliMetrics, `request_total{direction="outbound",authority="` + target6 + `",target_addr="` + target6 + `",tls="false"} 2`},
+		{"server", srvMetrics, `request_total{direction="inbound",authority="` + target6 + `",target_addr="` + target6 + `",tls="false"} 2`},
 		{"client", cliMetrics, `weft_detect_total{direction="outbound",protocol="opaque",result="skipped"} 1`},
 		{"server", srvMetrics, `weft_detect_total{direction="inbound",protocol="opaque",result="skipped"} 1`},
 		{"client", cliMetrics, `tcp_read_bytes_total{direction="outbound",authority="` + srv.IP().String() + `:6379"`},
