@@ -7,13 +7,15 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/weftmesh/weft/internal/annotations"
 )
 
 // Annotations and names read from pods. The injector writes them.
 const (
-	ProxyVersionAnnotation = "weft.io/proxy-version"
-	OpaquePortsAnnotation  = "config.weft.io/opaque-ports"
-	ProxyContainerName     = "weft-proxy"
+	ProxyVersionAnnotation = annotations.ProxyVersion
+	OpaquePortsAnnotation  = annotations.OpaquePorts
+	ProxyContainerName     = annotations.ProxyContainer
 )
 
 // podFromObject extracts what the destination service uses from a pod.
