@@ -46,4 +46,21 @@ type Endpoint struct {
 	// Peer carries the authority and metric labels reported for traffic to
 	// this endpoint. Its Labels slice is shared and must not be modified.
 	Peer record.Peer
+	// Load is the balancer's per-endpoint load handle; nil when the endpoint
+	// was not picked by a load balancer (static, pass-through, inbound).
+	Load Load
+}
+
+// Load is the handle a protocol layer reports one request (HTTP) or one
+// connection attempt (TCP) to, so the balancer learns the endpoint's
+// latency and failures. Implementations are safe for concurrent use and do
+// not allocate.
+type Load interface {
+	// Begin counts a request as pending on the endpoint and returns the
+	// token End takes (a monotonic timestamp).
+	Begin() int64
+	// End ends a pending request: at the response's first byte, or when it
+	// failed before one. failed is true for connect errors, timeouts and
+	// responses classified as failures; it feeds failure accrual.
+	End(token int64, failed bool)
 }
