@@ -82,8 +82,11 @@ func Ensure(ctx context.Context, cfg Config) (*Cluster, error) {
 	}
 	node := comps[3]
 	if pid := readPid(p, node); pid != 0 && nodeReady(ctx, client) == nil {
-		log.Info("reusing running node agent", "pid", pid)
-		return c, nil
+		if !exeReplaced(pid) {
+			log.Info("reusing running node agent", "pid", pid)
+			return c, nil
+		}
+		log.Info("restarting node agent: its binary was rebuilt", "pid", pid, "binary", node.binary)
 	}
 	if err := stop(ctx, p, node, nodeGrace); err != nil {
 		return nil, err

@@ -110,6 +110,13 @@ func runs(pid int, binary string) bool {
 	return strings.TrimSuffix(exe, " (deleted)") == binary
 }
 
+// exeReplaced reports whether the binary pid runs was replaced or removed after it started
+// (e.g. make build rebuilt bin/weft-node).
+func exeReplaced(pid int) bool {
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	return err == nil && strings.HasSuffix(exe, " (deleted)")
+}
+
 // strays finds processes running one of the cluster's binaries with arguments inside this
 // cluster's state directory, whether or not a pid file names them (crash recovery). Children
 // of such a process that run the same binary (forks, re-execs) are left to their parent.

@@ -156,3 +156,43 @@ func TestUnmountUnder(t *testing.T) {
 		t.Errorf("bind-mounted source lost its file: %v", err)
 	}
 }
+
+func TestExeReplaced(t *testing.T) {
+	p, err := resolvePaths(Config{CacheDir: t.TempDir(), BinDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(p.cluster, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	orig, err := os.ReadFile("/bin/bash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(p.bin, "fake-node")
+	if err := os.WriteFile(bin, orig, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := component{name: "fake-node", binary: bin, args: []string{"-c", "while :; do sleep 1; done", p.cluster + "/x"}}
+	pid, err := start(p, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	if exeReplaced(pid) {
+		t.Error("fresh process reported as replaced")
+	}
+	// What a rebuild does: a new file under the same name.
+	if err := os.Remove(bin); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, orig, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if !exeReplaced(pid) {
+		t.Error("process of a replaced binary not reported")
+	}
+	if got := readPid(p, c); got != pid {
+		t.Errorf("readPid = %d, want %d: a replaced binary still identifies the process", got, pid)
+	}
+}
