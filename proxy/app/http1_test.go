@@ -1,14 +1,17 @@
 package app
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"github.com/weftmesh/weft/proxy/config"
 	"io"
 	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // upstream is a net/http server on loopback counting its connections.
@@ -94,4 +97,53 @@ func scrape(t *testing.T, h *harness) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// TestStaticDiscoveryRouting: the Host picks the endpoint from
+// STATIC_DISCOVERY over the original destination; unknown hosts pass
+// through; opaque TCP is routed by original destination address.
+func TestStaticDiscoveryRouting(t *testing.T) {
+	named := newUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "named") }))
+	orig := newUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "orig") }))
+	echo := bannerServer(t, "echo\n")
+	virtual := "198.19.0.99:7000" // never dialled: discovery maps it to echo
+	disc := writeDiscovery(t, fmt.Sprintf(`
+destinations:
+  - authority: web.test:80
+    labels: {service: web}
+    endpoints: [{addr: "%s"}]
+  - addresses: ["%s"]
+    endpoints: [{addr: "%s"}]
+`, named.addr, virtual, echo))
+	h := newHarness(t, func(c *config.Config) { c.StaticDiscovery = disc })
+	h.to(orig.addr)
+	c := proxiedClient(h)
+	for host, want := range map[string]string{"web.test": "named", "WEB.test:80": "named", "other.test": "orig"} {
+		req, _ := http.NewRequest("GET", "http://"+orig.addr+"/", nil)
+		req.Host = host
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != want {
+			t.Errorf("Host %s reached %q, want %q", host, b, want)
+		}
+	}
+	h.to(virtual)
+	conn, err := net.Dial("tcp", h.outbound())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil || line != "echo\n" {
+		t.Fatalf("TCP to %s: %q %v", virtual, line, err)
+	}
+	out := scrape(t, h)
+	if !strings.Contains(out, `request_total{direction="outbound",authority="web.test:80",target_addr="`+named.addr+`",tls="false",dst_service="web"} 2`) {
+		t.Errorf("named route not in metrics:\n%s", out)
+	}
 }
