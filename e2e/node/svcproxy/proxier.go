@@ -72,7 +72,8 @@ type Proxier struct {
 	slices  cache.SharedIndexInformer
 	trigger chan struct{}
 
-	// Owned by the Run goroutine.
+	// syncMu serialises sync and Cleanup and guards the fields below it.
+	syncMu      sync.Mutex
 	ownedNat    []string            // our nat chains after the last restore
 	lastPayload []byte              // the last restore applied
 	lastUDP     map[string]udpState // per UDP service port, for conntrack cleanup
@@ -152,7 +153,9 @@ func (p *Proxier) Run(ctx context.Context) error {
 	if !cache.WaitForCacheSync(ctx.Done(), p.svcs.HasSynced, p.slices.HasSynced) {
 		return nil // ctx done
 	}
+	p.syncMu.Lock()
 	p.needJumps = true
+	p.syncMu.Unlock()
 	p.checkMasquerade(ctx)
 	p.requestSync()
 	resync := time.NewTicker(p.cfg.ResyncInterval)
@@ -164,9 +167,10 @@ func (p *Proxier) Run(ctx context.Context) error {
 			return nil
 		case <-p.trigger:
 		case <-resync.C:
-			p.needJumps = true
-			p.lastPayload = nil
 			p.checkMasquerade(ctx)
+			p.syncMu.Lock()
+			p.needJumps, p.lastPayload = true, nil
+			p.syncMu.Unlock()
 		}
 		// Rate limit: changes arriving meanwhile coalesce into the pending trigger.
 		if wait := time.Until(last.Add(p.cfg.MinSyncInterval)); wait > 0 {
@@ -182,7 +186,9 @@ func (p *Proxier) Run(ctx context.Context) error {
 				return nil
 			}
 			p.log.Error("sync service rules; retrying", "err", err)
+			p.syncMu.Lock()
 			p.needJumps, p.lastPayload = true, nil
+			p.syncMu.Unlock()
 			time.AfterFunc(time.Second, p.requestSync)
 		}
 	}
@@ -206,6 +212,8 @@ func (p *Proxier) checkMasquerade(ctx context.Context) {
 			masq = true
 		}
 	}
+	p.syncMu.Lock()
+	defer p.syncMu.Unlock()
 	if masq != p.masqAll {
 		p.log.Info("masquerade mode", "all_pod_to_service", masq, "configured", p.cfg.MasqueradeAll)
 	}
@@ -214,6 +222,8 @@ func (p *Proxier) checkMasquerade(ctx context.Context) {
 
 // sync applies the rules for the current informer state if they changed.
 func (p *Proxier) sync(ctx context.Context) error {
+	p.syncMu.Lock()
+	defer p.syncMu.Unlock()
 	sps := p.servicePorts()
 	want := map[string]bool{}
 	rs := p.render(sps, nil, p.masqAll)
@@ -315,9 +325,11 @@ func (p *Proxier) conntrackDelete(ctx context.Context, args ...string) {
 }
 
 // Cleanup removes every jump and chain this Proxier's prefix owns, in the nat and filter
-// tables. Other chains, even ones sharing the prefix, are left alone. Call it before Run or
-// after Run has returned, not while it runs.
+// tables. Other chains, even ones sharing the prefix, are left alone. It is safe to call while
+// Run runs, but Run then re-creates the rules on its next sync: stop Run first.
 func (p *Proxier) Cleanup() error {
+	p.syncMu.Lock()
+	defer p.syncMu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*cmdTimeout)
 	defer cancel()
 	for _, j := range p.jumps() {
@@ -353,6 +365,7 @@ func (p *Proxier) Cleanup() error {
 		}
 	}
 	p.ownedNat, p.lastPayload, p.lastUDP = nil, nil, nil
+	p.needJumps = true
 	p.mu.Lock()
 	p.applied = nil
 	p.mu.Unlock()

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -96,6 +96,7 @@ type testProxier struct {
 	*Proxier
 	net    *testNet
 	client kubernetes.Interface
+	stop   func() // stops Run and waits for it; idempotent
 }
 
 // startProxier runs a Proxier programming the node namespace of tn.
@@ -132,16 +133,19 @@ func startProxier(t *testing.T, tn *testNet, masqAll bool, objs ...any) *testPro
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- p.Run(runCtx) }()
-	t.Cleanup(func() {
+	stop := sync.OnceFunc(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("Run: %v", err)
 		}
+	})
+	t.Cleanup(func() {
+		stop()
 		if err := p.Cleanup(); err != nil {
 			t.Errorf("Cleanup: %v", err)
 		}
 	})
-	return &testProxier{Proxier: p, net: tn, client: client}
+	return &testProxier{Proxier: p, net: tn, client: client, stop: stop}
 }
 
 // waitRules waits until the applied rules contain (or, with present false, lack) s.
@@ -257,6 +261,7 @@ func TestProxier(t *testing.T) {
 	})
 
 	t.Run("cleanup removes everything", func(t *testing.T) {
+		tp.stop()
 		if err := tp.Cleanup(); err != nil {
 			t.Fatal(err)
 		}
@@ -346,4 +351,81 @@ func queryWithRetry(t *testing.T, netns, network, addr, name string) *mdns.Msg {
 	}
 }
 
-var _ = io.EOF
+const udpBackendPort = 9090
+
+// startUDPBackend answers every datagram on <pod>:9090 with name.
+func startUDPBackend(t *testing.T, netns, name string) {
+	t.Helper()
+	var pc net.PacketConn
+	var err error
+	inNetns(t, netns, func() { pc, err = net.ListenPacket("udp", fmt.Sprintf(":%d", udpBackendPort)) })
+	if err != nil {
+		t.Fatalf("listen udp in %s: %v", netns, err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			_, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			_, _ = pc.WriteTo([]byte(name), from)
+		}
+	}()
+}
+
+// TestUDPEndpointChange checks UDP services and that a "connection" pinned by conntrack to a
+// removed endpoint moves to the new one (the proxier deletes the stale conntrack entries).
+func TestUDPEndpointChange(t *testing.T) {
+	tn := newTestNet(t, 3)
+	startUDPBackend(t, tn.pods[0], "pod0")
+	startUDPBackend(t, tn.pods[1], "pod1")
+	udpSlice := func(ip netip.Addr) *discoveryv1.EndpointSlice {
+		return eslice("default", "echo", "echo-1", []discoveryv1.EndpointPort{eport("echo", udpBackendPort, corev1.ProtocolUDP)},
+			map[string]cond{ip.String(): readyC})
+	}
+	echo := svc("default", "echo", "198.19.200.23", sport("echo", 90, corev1.ProtocolUDP))
+	tp := startProxier(t, tn, false, echo, udpSlice(tn.podIPs[0]))
+	tp.waitRules(t, "--to-destination "+tn.podIPs[0].String(), true)
+
+	// One client socket, so every datagram has the same 5-tuple and conntrack entry.
+	var conn net.Conn
+	var err error
+	inNetns(t, tn.pods[2], func() { conn, err = net.Dial("udp", "198.19.200.23:90") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ask := func() string {
+		buf := make([]byte, 64)
+		for range 20 { // datagrams may be lost; bounded retries
+			_ = conn.SetDeadline(time.Now().Add(500 * time.Millisecond))
+			if _, err := conn.Write([]byte("who")); err != nil {
+				continue
+			}
+			if n, err := conn.Read(buf); err == nil {
+				return string(buf[:n])
+			}
+		}
+		return ""
+	}
+	if got := ask(); got != "pod0" {
+		t.Fatalf("first answer from %q, want pod0", got)
+	}
+	if _, err := tp.client.DiscoveryV1().EndpointSlices("default").Update(context.Background(), udpSlice(tn.podIPs[1]), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	tp.waitRules(t, "--to-destination "+tn.podIPs[0].String(), false)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got := ask()
+		if got == "pod1" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("same socket still answered by %q after the endpoint moved to pod1", got)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
