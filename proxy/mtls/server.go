@@ -62,7 +62,7 @@ func (t *Terminator) init() {
 					}
 					td = own.TrustDomain()
 				}
-				_, err := verifyPeer(cs.PeerCertificates, t.Bundle, tlsconfig.AuthorizeMemberOf(td), td.IDString())
+				_, err := verifyPeer(cs.PeerCertificates, t.Bundle, tlsconfig.AuthorizeMemberOf(td), "a member of "+td.IDString())
 				return err
 			},
 		}

@@ -54,19 +54,27 @@ func (c *counters) snapshot() Stats {
 }
 
 // PeerIdentityError reports a peer certificate that did not verify against
-// the trust bundle or did not carry the expected identity.
+// the trust bundle, or did not carry the expected identity.
 type PeerIdentityError struct {
-	// Expected is the required identity (or trust domain); Got the presented
-	// one, empty when the certificate carried none.
+	// Expected describes what was required ("spiffe://td/ns/a/sa/b", or
+	// "a member of spiffe://td"); Got is the presented identity, empty when
+	// the certificate carried none.
 	Expected, Got string
-	Err           error
+	// Unverified is true when the chain did not verify (untrusted root,
+	// expired, unknown trust domain); false when it verified but named
+	// another identity.
+	Unverified bool
+	Err        error
 }
 
 func (e *PeerIdentityError) Error() string {
-	if e.Got == "" {
+	switch {
+	case e.Got == "":
 		return "peer certificate: " + e.Err.Error()
+	case e.Unverified:
+		return "peer certificate for " + e.Got + " does not verify: " + e.Err.Error()
 	}
-	return "peer identity " + e.Got + " (expected " + e.Expected + "): " + e.Err.Error()
+	return "peer identity " + e.Got + " is not " + e.Expected + ": " + e.Err.Error()
 }
 
 func (e *PeerIdentityError) Unwrap() error { return e.Err }

@@ -55,7 +55,7 @@ func verifyPeer(certs []*x509.Certificate, bundle x509bundle.Source, authorize t
 	}
 	id, chains, err := x509svid.Verify(certs, bundle)
 	if err != nil {
-		return id, &PeerIdentityError{Expected: expected, Got: idString(id), Err: err}
+		return id, &PeerIdentityError{Expected: expected, Got: idString(id), Unverified: true, Err: err}
 	}
 	if err := authorize(id, chains); err != nil {
 		return id, &PeerIdentityError{Expected: expected, Got: id.String(), Err: err}
