@@ -84,6 +84,9 @@ func TestHTTP1KeepAliveAndPooling(t *testing.T) {
 	if !strings.Contains(out, want) {
 		t.Errorf("metrics lack %q:\n%s", want, out)
 	}
+	if want := `tcp_open_total{direction="outbound",authority="` + up.addr + `",target_addr="` + up.addr + `",tls="false"} 1`; !strings.Contains(out, want) {
+		t.Errorf("HTTP connection not in tcp metrics: lack %q", want)
+	}
 	if !strings.Contains(out, `weft_detect_total{direction="outbound",protocol="http1",result="detected"} 1`) {
 		t.Errorf("detection not counted:\n%s", out)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/weftmesh/weft/proxy/detect"
 	"github.com/weftmesh/weft/proxy/metrics"
 	"github.com/weftmesh/weft/proxy/proxyerr"
+	"github.com/weftmesh/weft/proxy/record"
 	"github.com/weftmesh/weft/proxy/tcp"
 )
 
@@ -77,13 +78,38 @@ func (a *App) serve(d *direction, c net.Conn) {
 	a.metrics.ObserveDetect(d.dir, res.Protocol, result)
 	dc := detect.NewConn(c, res.Peeked, func() { bufPool.Put(bp) })
 	switch res.Protocol {
-	case detect.HTTP1:
-		d.h1.ServeConn(dc, orig)
-	case detect.HTTP2:
-		d.h2.ServeConn(context.Background(), dc, orig)
+	case detect.HTTP1, detect.HTTP2:
+		// HTTP connections count in the tcp_* metrics too (Linkerd's
+		// TCP_CONN), labelled with their original destination.
+		s := a.names.get(orig)
+		cc := &countConn{Conn: dc, s: a.metrics.OpenTCP(d.dir, &record.Peer{Authority: s, TargetAddr: s})}
+		if res.Protocol == detect.HTTP1 {
+			d.h1.ServeConn(cc, orig)
+		} else {
+			d.h2.ServeConn(context.Background(), cc, orig)
+		}
+		cc.s.Close(false)
 	default: // TLS (the application's own) and unknown bytes
 		a.forwardTCP(d, dc, orig)
 	}
+}
+
+// countConn counts an HTTP client connection's bytes as they pass.
+type countConn struct {
+	net.Conn
+	s *metrics.TCPSeries
+}
+
+func (c *countConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.s.AddRead(int64(n))
+	return n, err
+}
+
+func (c *countConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.s.AddWritten(int64(n))
+	return n, err
 }
 
 // forwardTCP routes by original destination and copies bytes both ways.
