@@ -186,7 +186,9 @@ func TestDecide(t *testing.T) {
 
 type fakeNS map[string]map[string]string
 
-func (f fakeNS) Annotations(_ context.Context, ns string) (map[string]string, error) { return f[ns], nil }
+func (f fakeNS) Annotations(_ context.Context, ns string) (map[string]string, error) {
+	return f[ns], nil
+}
 
 type fixedValues Values
 
