@@ -24,7 +24,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(identityCmd(), destinationCmd())
+	root.AddCommand(identityCmd(), destinationCmd(), injectorCmd())
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "weft-controller:", err)
 		os.Exit(1)
