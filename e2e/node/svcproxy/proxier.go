@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -83,6 +84,8 @@ type Proxier struct {
 
 	mu      sync.Mutex
 	applied []byte // lastPayload, for tests and debugging
+
+	restores atomic.Int64 // iptables-restore runs of sync, for tests
 }
 
 type udpState struct {
@@ -240,11 +243,14 @@ func (p *Proxier) sync(ctx context.Context) error {
 		rs = p.render(sps, stale, p.masqAll)
 	}
 	if !bytes.Equal(rs.payload, p.lastPayload) {
+		start := time.Now()
 		if err := p.ipt.restore(ctx, rs.payload); err != nil {
 			return err
 		}
+		p.restores.Add(1)
 		p.ownedNat, p.lastPayload = rs.nat, rs.payload
-		p.log.Debug("service rules applied", "service_ports", len(sps), "removed_chains", len(stale))
+		p.log.Debug("service rules applied", "service_ports", len(sps), "removed_chains", len(stale),
+			"bytes", len(rs.payload), "took", time.Since(start))
 	}
 	if p.needJumps {
 		for _, j := range p.jumps() {

@@ -429,3 +429,47 @@ func TestUDPEndpointChange(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestBatchedSync checks that a burst of changes is applied in far fewer restores than changes,
+// and reports how long syncs of a few hundred service ports take.
+func TestBatchedSync(t *testing.T) {
+	tn := newTestNet(t, 0)
+	tp := startProxier(t, tn, false)
+	tp.waitRules(t, "cluster DNS", true)
+	before := tp.restores.Load()
+	const n = 150
+	ctx := context.Background()
+	start := time.Now()
+	for i := range n {
+		ip := netip.AddrFrom4([4]byte{198, 19, 200, byte(50 + i)})
+		s := svc("burst", fmt.Sprintf("s%d", i), ip.String(), sport("http", 80, corev1.ProtocolTCP))
+		if _, err := tp.client.CoreV1().Services("burst").Create(ctx, s, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		eps := map[string]cond{}
+		for j := range 3 {
+			eps[fmt.Sprintf("198.18.113.%d", 3*i%240+j+1)] = readyC
+		}
+		sl := eslice("burst", s.Name, s.Name+"-1", []discoveryv1.EndpointPort{eport("http", 8080, corev1.ProtocolTCP)}, eps)
+		if _, err := tp.client.DiscoveryV1().EndpointSlices("burst").Create(ctx, sl, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last := fmt.Sprintf("198.19.200.%d/32", 50+n-1)
+	tp.waitRules(t, last, true)
+	restores := tp.restores.Load() - before
+	if restores < 1 || restores >= n {
+		t.Errorf("%d changes took %d restores, want batching (fewer than %d)", 2*n, restores, n)
+	}
+	t.Logf("%d services × 3 endpoints (%d objects) applied in %d restores, %v after the first create; payload %d bytes",
+		n, 2*n, restores, time.Since(start).Round(time.Millisecond), len(tp.appliedRules()))
+	if got := strings.Count(saveNode(t, tn), "-j DNAT --to-destination 198.18.113."); got != 3*n {
+		t.Errorf("node has %d endpoint DNAT rules, want %d", got, 3*n)
+	}
+	tp.stop()
+	start = time.Now()
+	if err := tp.ipt.restore(ctx, tp.appliedRules()); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("one full restore of %d service ports: %v", n, time.Since(start).Round(time.Millisecond))
+}
