@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"encoding/json"
 	"fmt"
 	"html"
 	"io"
@@ -60,12 +61,12 @@ func WriteMarkdown(w io.Writer, rs []Result, header string) {
 	}
 }
 
-// WriteSVG draws grouped bars of p50 and p99 latency (ms, log-free linear scale) per load and peer.
+// WriteSVG draws three bar-chart panels, each with its own linear scale: p50 latency, p99
+// latency (ms) and proxy CPU per request (µs, both proxies), grouped by load, one bar per peer.
 func WriteSVG(w io.Writer, rs []Result) {
 	var points []Point
 	var peers []string
 	seenP, seenPeer := map[Point]bool{}, map[string]bool{}
-	maxV := 0.0
 	for _, r := range rs {
 		if !seenP[r.Point] {
 			seenP[r.Point] = true
@@ -75,44 +76,71 @@ func WriteSVG(w io.Writer, rs []Result) {
 			seenPeer[r.Peer] = true
 			peers = append(peers, r.Peer)
 		}
-		maxV = max(maxV, r.Load.P99/1000)
 	}
-	if maxV == 0 {
-		maxV = 1
+	panels := []struct {
+		title string
+		value func(Result) float64
+	}{
+		{"p50 latency, ms (lower is better)", func(r Result) float64 { return r.Load.P50 / 1000 }},
+		{"p99 latency, ms (lower is better; tails are noisy on a shared 2-core machine)", func(r Result) float64 { return r.Load.P99 / 1000 }},
+		{"proxy CPU per request, µs, both proxies (lower is better; direct has none)", func(r Result) float64 { return r.CPUMicrosPerReq }},
 	}
 	colors := []string{"#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948"}
-	const left, top, plotH, groupGap, barW = 60, 40, 300, 30, 14
-	groupW := len(peers)*barW*2 + groupGap
-	width := left + len(points)*groupW + 180
-	height := top + plotH + 60
+	const left, plotH, panelH, groupGap, barW = 60, 160, 230, 30, 18
+	groupW := len(peers)*barW + groupGap
+	width := left + len(points)*groupW + 170
+	height := 20 + len(panels)*panelH
 	fmt.Fprintf(w, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="11">`+"\n", width, height)
-	fmt.Fprintf(w, `<rect width="100%%" height="100%%" fill="white"/><text x="%d" y="20" font-size="14">Latency per load: p50 (solid) and p99 (light), ms — lower is better</text>`+"\n", left)
-	y := func(v float64) float64 { return top + plotH - v/maxV*plotH }
-	for i := 0; i <= 4; i++ {
-		v := maxV * float64(i) / 4
-		fmt.Fprintf(w, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#ddd"/><text x="%d" y="%.1f" text-anchor="end">%.2f</text>`+"\n", left, width-180, y(v), y(v), left-5, y(v)+4, v)
-	}
-	for gi, p := range points {
-		gx := left + gi*groupW + groupGap/2
-		for pi, peer := range peers {
-			for _, r := range rs {
-				if r.Point != p || r.Peer != peer || r.NotRun != "" {
-					continue
-				}
-				x := gx + pi*barW*2
-				c := colors[pi%len(colors)]
-				for k, v := range []float64{r.Load.P50 / 1000, r.Load.P99 / 1000} {
-					op := []string{"1", "0.45"}[k]
-					fmt.Fprintf(w, `<rect x="%d" y="%.1f" width="%d" height="%.1f" fill="%s" fill-opacity="%s"><title>%s %s p%s %.2f ms</title></rect>`+"\n",
-						x+k*barW, y(v), barW, top+plotH-y(v), c, op, html.EscapeString(peer), pointName(p), []string{"50", "99"}[k], v)
-				}
+	fmt.Fprintf(w, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
+	for pi, panel := range panels {
+		top := 40 + pi*panelH
+		maxV := 0.0
+		for _, r := range rs {
+			if r.NotRun == "" {
+				maxV = max(maxV, panel.value(r))
 			}
 		}
-		fmt.Fprintf(w, `<text x="%d" y="%d" text-anchor="middle">%s</text>`+"\n", gx+len(peers)*barW, top+plotH+18, html.EscapeString(pointName(p)))
+		if maxV == 0 {
+			maxV = 1
+		}
+		y := func(v float64) float64 { return float64(top+plotH) - v/maxV*plotH }
+		fmt.Fprintf(w, `<text x="%d" y="%d" font-size="13">%s</text>`+"\n", left, top-12, html.EscapeString(panel.title))
+		for i := 0; i <= 4; i++ {
+			v := maxV * float64(i) / 4
+			fmt.Fprintf(w, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#ddd"/><text x="%d" y="%.1f" text-anchor="end">%.2f</text>`+"\n", left, width-170, y(v), y(v), left-5, y(v)+4, v)
+		}
+		for gi, p := range points {
+			gx := left + gi*groupW + groupGap/2
+			for k, peer := range peers {
+				for _, r := range rs {
+					if r.Point != p || r.Peer != peer {
+						continue
+					}
+					x := gx + k*barW
+					if r.NotRun != "" {
+						fmt.Fprintf(w, `<text x="%d" y="%d" font-size="9" transform="rotate(-90 %d %d)">not run</text>`+"\n", x+12, top+plotH-2, x+12, top+plotH-2)
+						continue
+					}
+					v := panel.value(r)
+					fmt.Fprintf(w, `<rect x="%d" y="%.1f" width="%d" height="%.1f" fill="%s"><title>%s %s: %.2f</title></rect>`+"\n",
+						x, y(v), barW-2, float64(top+plotH)-y(v), colors[k%len(colors)], html.EscapeString(peer), pointName(p), v)
+				}
+			}
+			fmt.Fprintf(w, `<text x="%d" y="%d" text-anchor="middle">%s</text>`+"\n", gx+len(peers)*barW/2, top+plotH+16, html.EscapeString(pointName(p)))
+		}
 	}
-	for pi, peer := range peers {
+	for k, peer := range peers {
 		fmt.Fprintf(w, `<rect x="%d" y="%d" width="12" height="12" fill="%s"/><text x="%d" y="%d">%s</text>`+"\n",
-			width-165, top+pi*18, colors[pi%len(colors)], width-148, top+pi*18+10, html.EscapeString(peer))
+			width-155, 40+k*18, colors[k%len(colors)], width-138, 40+k*18+10, html.EscapeString(peer))
 	}
 	fmt.Fprintln(w, "</svg>")
+}
+
+// ReadResults loads a results.json written by a previous run.
+func ReadResults(r io.Reader) ([]Result, error) {
+	var rs []Result
+	if err := json.NewDecoder(r).Decode(&rs); err != nil {
+		return nil, fmt.Errorf("decode results: %w", err)
+	}
+	return rs, nil
 }

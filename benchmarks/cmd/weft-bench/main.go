@@ -1,6 +1,7 @@
 // Command weft-bench runs weft's proxy benchmark (docs/benchmarks.md). Subcommands:
 //
 //	weft-bench run      orchestrate every peer and load, write results
+//	weft-bench report   redraw latency.svg from results.json
 //	weft-bench backend  the 1 KiB HTTP / gRPC / TCP-echo backend (inside the server netns)
 //	weft-bench load     the open-loop load generator (inside the client netns), JSON to stdout
 //	weft-bench goproxy  the Go httputil.ReverseProxy peer
@@ -24,7 +25,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: weft-bench run|backend|load|goproxy [flags]")
+		fmt.Fprintln(os.Stderr, "usage: weft-bench run|report|backend|load|goproxy [flags]")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -33,6 +34,11 @@ func main() {
 	switch os.Args[1] {
 	case "run":
 		err = run(ctx, os.Args[2:])
+	case "report":
+		fs := flag.NewFlagSet("report", flag.ExitOnError)
+		dir := fs.String("dir", "benchmarks/results", "directory holding results.json; latency.svg is rewritten")
+		_ = fs.Parse(os.Args[2:])
+		err = report(*dir)
 	case "backend":
 		fs := flag.NewFlagSet("backend", flag.ExitOnError)
 		host := fs.String("host", "0.0.0.0", "address to listen on")
@@ -146,4 +152,19 @@ func loadAvg() string {
 		return "unknown"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+func report(dir string) error {
+	f, err := os.Open(filepath.Join(dir, "results.json"))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	rs, err := harness.ReadResults(f)
+	if err != nil {
+		return err
+	}
+	var svg strings.Builder
+	harness.WriteSVG(&svg, rs)
+	return os.WriteFile(filepath.Join(dir, "latency.svg"), []byte(svg.String()), 0o644)
 }
