@@ -37,7 +37,7 @@ func initMain(args []string, stdout, stderr io.Writer) int {
 	ipv6 := fs.Bool("ipv6", false, "also program ip6tables")
 	mode := fs.String("iptables-mode", "", "nft or legacy (default: detect)")
 	dry := fs.Bool("dry-run", false, "print the iptables-restore input and change nothing")
-	netns := fs.String("netns", "", "apply inside this network namespace (path, e.g. /run/netns/pod)")
+	netns := fs.String("netns", "", "apply inside this network namespace (a path such as /proc/PID/ns/net, or a name under /run/netns)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -51,7 +51,7 @@ func initMain(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, err := initConfig(def, *in, *out, *uid, *gid, *inIgnore, *outIgnore, *subnets, *redirect, *mode)
 	if err == nil {
-		cfg.IPv6, cfg.NetnsPath = *ipv6, *netns
+		cfg.IPv6, cfg.NetnsPath = *ipv6, netnsPath(*netns)
 		cfg.Logger, err = initLogger(*level, stderr)
 	}
 	if err == nil {
@@ -111,4 +111,12 @@ func initLogger(level string, w io.Writer) (*slog.Logger, error) {
 		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// netnsPath turns a bare namespace name (as `ip netns` knows it) into its path under /run/netns.
+func netnsPath(s string) string {
+	if s == "" || strings.Contains(s, "/") {
+		return s
+	}
+	return "/run/netns/" + s
 }

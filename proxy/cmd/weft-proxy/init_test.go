@@ -32,6 +32,7 @@ func TestInitFlags(t *testing.T) {
 		{"extra args", []string{"now"}, 2, nil, "unexpected arguments"},
 		{"unknown flag", []string{"--frobnicate"}, 2, nil, "flag provided but not defined"},
 		{"missing netns", []string{"--netns=/run/netns/wt-none"}, 1, nil, "wt-none"},
+		{"missing netns by name", []string{"--netns=wt-none2"}, 1, nil, "/run/netns/wt-none2"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -56,7 +57,7 @@ func TestInitAppliesInNetns(t *testing.T) {
 	h := testnet.New(t).AddHost(t, "pod")
 	for range 2 {
 		var out, errb bytes.Buffer
-		if code := initMain([]string{"--netns", h.NetnsPath(), "--iptables-mode", "legacy", "--outbound-ports-to-ignore", "25"}, &out, &errb); code != 0 {
+		if code := initMain([]string{"--netns", h.NetnsName(), "--iptables-mode", "legacy", "--outbound-ports-to-ignore", "25"}, &out, &errb); code != 0 {
 			t.Fatalf("exit %d: %s", code, errb.String())
 		}
 	}
