@@ -85,6 +85,9 @@ func TestProcCPU(t *testing.T) {
 }
 
 func TestPeerConfigs(t *testing.T) {
+	if _, err := os.Stat("/usr/lib/nginx/modules/ngx_stream_module.so"); err != nil {
+		t.Fatalf("nginx stream module missing: install libnginx-mod-stream (benchmarks/run.sh does): %v", err)
+	}
 	dir := t.TempDir()
 	for _, k := range []Kind{KindHTTP, KindGRPC, KindTCP} {
 		for _, p := range []Peer{Peers[2], Peers[3]} {
