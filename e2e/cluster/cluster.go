@@ -273,8 +273,14 @@ func Down(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer unlock()
-	if err := stopAll(ctx, p, components(p)); err != nil {
+	comps := components(p)
+	if err := stopAll(ctx, p, comps); err != nil {
 		return err
+	}
+	for _, c := range comps {
+		if pids := strays(p, c); len(pids) > 0 {
+			return fmt.Errorf("%s still running (pids %v); not removing %s", c.name, pids, p.cluster)
+		}
 	}
 	if err := unmountUnder(p.cluster); err != nil {
 		return err

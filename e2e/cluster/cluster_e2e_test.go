@@ -44,6 +44,11 @@ func TestControlPlane(t *testing.T) {
 			if _, err := os.Stat(c.paths.cluster); !os.IsNotExist(err) {
 				t.Errorf("%s still exists after Down: %v", c.paths.cluster, err)
 			}
+			for _, comp := range components(c.paths) {
+				if pids := strays(c.paths, comp); len(pids) > 0 {
+					t.Errorf("%s still running after Down: %v", comp.name, pids)
+				}
+			}
 		})
 	}
 	client := kubernetes.NewForConfigOrDie(c.RESTConfig())
@@ -182,7 +187,13 @@ func TestControlPlane(t *testing.T) {
 			if err != nil {
 				return false, err
 			}
-			return len(es.Items) > 0 && len(es.Items[0].Ports) == 1 && *es.Items[0].Ports[0].Port == 8080, nil
+			// Without ready pods the controller writes a placeholder slice (no endpoints, no ports).
+			for _, s := range es.Items {
+				if metav1.IsControlledBy(&s, created) {
+					return true, nil
+				}
+			}
+			return false, nil
 		})
 	})
 

@@ -107,7 +107,13 @@ func runs(pid int, binary string) bool {
 	if err != nil {
 		return false
 	}
-	return strings.TrimSuffix(exe, " (deleted)") == binary
+	exe = strings.TrimSuffix(exe, " (deleted)")
+	if exe == binary {
+		return true
+	}
+	// The kernel reports the resolved path; the configured one may go through symlinks.
+	resolved, err := filepath.EvalSymlinks(binary)
+	return err == nil && exe == resolved
 }
 
 // exeReplaced reports whether the binary pid runs was replaced or removed after it started

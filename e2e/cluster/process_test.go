@@ -54,6 +54,14 @@ func TestStartStopDetached(t *testing.T) {
 		cmdline, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
 		t.Errorf("strays = %v, want [%d] (runs %v, alive %v, ppid %d, cmdline %q)", s, pid, runs(pid, c.binary), alive(pid), parentPid(pid), cmdline)
 	}
+	// The binary may be configured through a symlink.
+	link := filepath.Join(t.TempDir(), "bash-link")
+	if err := os.Symlink(c.binary, link); err != nil {
+		t.Fatal(err)
+	}
+	if !runs(pid, link) {
+		t.Errorf("runs(%d, %s) = false for a symlink to the binary", pid, link)
+	}
 	// A pid file naming a process that runs another binary is ignored.
 	other := c
 	other.binary = "/nonexistent/bin"
