@@ -4,6 +4,14 @@
 // concurrent test processes (an flock plus a scan of the addresses in use), everything is removed
 // when the test ends, and leftovers of dead processes are removed on the next use.
 //
+// Typical use (see example_test.go):
+//
+//	n := testnet.New(t)
+//	client, server := n.AddHost(t, "client"), n.AddHost(t, "server")
+//	ln, _ := server.Listen("tcp", netip.AddrPortFrom(server.IP(), 8080).String())
+//	hc := &http.Client{Transport: &http.Transport{DialContext: client.DialContext}}
+//	client.Command("weft-proxy", "init")  // programs run inside the namespace
+//
 // Names use the prefix "wt" followed by the owner's pid: wt<pid>b<n> (bridge), wt<pid>n<n>
 // (netns), wt<pid>v<n> (host side of a veth).
 package testnet
