@@ -61,9 +61,10 @@ func TestProjectedTokenReview(t *testing.T) {
 	}}}}
 	p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "identity-token", MountPath: "/var/run/secrets/tokens", ReadOnly: true}}
 	p = createPod(t, ns, p)
-	p = waitSucceeded(t, ns, p.Name)
+	logs := followLogs(t, p, "app")
+	waitSucceeded(t, ns, p.Name, logs)
 	want := fmt.Sprintf("system:serviceaccount:%s:%s", ns, sa)
-	if log := containerLog(t, p, "app"); !strings.Contains(log, want) {
+	if log := logs.text(t, "app"); !strings.Contains(log, want) {
 		t.Errorf("token-review printed:\n%s\nwant %s", log, want)
 	}
 }

@@ -159,16 +159,6 @@ func readContainerLog(p *corev1.Pod, container string) (string, error) {
 	return string(b), nil
 }
 
-// containerLog returns a container's log; the test fails if it cannot be read.
-func containerLog(t *testing.T, p *corev1.Pod, container string) string {
-	t.Helper()
-	s, err := readContainerLog(p, container)
-	if err != nil {
-		t.Fatalf("pod %s/%s: %v", p.Namespace, p.Name, err)
-	}
-	return s
-}
-
 // testappContainer is a container running weft-testapp with args.
 func testappContainer(name string, args ...string) corev1.Container {
 	return corev1.Container{Name: name, Image: testappImage, ImagePullPolicy: corev1.PullIfNotPresent, Args: args}
@@ -238,30 +228,22 @@ func podState(p *corev1.Pod) string {
 	return b.String()
 }
 
-// waitSucceeded waits for phase Succeeded (failing at once on Failed, showing the app's log).
-func waitSucceeded(t *testing.T, ns, name string) *corev1.Pod {
+// waitSucceeded waits for phase Succeeded, failing at once on Failed with the followed logs.
+func waitSucceeded(t *testing.T, ns, name string, logs *podLogs) {
 	t.Helper()
-	var pod *corev1.Pod
 	waitFor(t, podTimeout, fmt.Sprintf("pod %s/%s to succeed", ns, name), func(ctx context.Context) (bool, string, error) {
 		p, err := kube.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return false, err.Error(), nil
 		}
-		pod = p
 		switch p.Status.Phase {
 		case corev1.PodSucceeded:
 			return true, "", nil
 		case corev1.PodFailed:
-			logs := ""
-			for _, c := range p.Spec.Containers {
-				l, _ := readContainerLog(p, c.Name)
-				logs += fmt.Sprintf("\n--- %s log:\n%s", c.Name, tail(l, 2000))
-			}
-			return false, podState(p), fmt.Errorf("pod failed%s", logs)
+			return false, podState(p), fmt.Errorf("pod failed%s", logs.summary())
 		}
 		return false, podState(p), nil
 	})
-	return pod
 }
 
 func podReady(p *corev1.Pod) bool {

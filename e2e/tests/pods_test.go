@@ -38,8 +38,9 @@ func TestServiceReachability(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			p := createPod(t, ns, testappPod("get-"+tt.name, "get", "--attempts", "30", tt.url))
-			p = waitSucceeded(t, ns, p.Name)
-			log := containerLog(t, p, "app")
+			logs := followLogs(t, p, "app")
+			waitSucceeded(t, ns, p.Name, logs)
+			log := logs.text(t, "app")
 			// The echo body names the server pod's IP: the request really reached that pod.
 			if want := fmt.Sprintf("%q", server.Status.PodIP); !strings.Contains(log, `"podIP": `+want) {
 				t.Errorf("GET %s: log lacks the server's pod IP %s:\n%s", tt.url, want, log)
@@ -57,11 +58,14 @@ func TestNativeSidecarOrdering(t *testing.T) {
 	p.Spec.InitContainers = []corev1.Container{sidecarContainer()}
 	p.Spec.Containers = []corev1.Container{testappContainer("main", "record-lifecycle", "-", "--name", "main", "--for", "3s")}
 	p = createPod(t, ns, p)
-	p = waitSucceeded(t, ns, p.Name)
+	logs := followLogs(t, p, "sidecar", "main")
+	waitSucceeded(t, ns, p.Name, logs)
+	// The sidecar is stopped once main has exited; its last line may come after the phase.
+	logs.waitContains(t, "sidecar", "stop sidecar ")
 
 	events := map[string]int64{}
 	for _, c := range []string{"sidecar", "main"} {
-		for _, line := range strings.Split(containerLog(t, p, c), "\n") {
+		for _, line := range strings.Split(logs.text(t, c), "\n") {
 			f := strings.Fields(line)
 			if len(f) != 3 || (f[0] != "start" && f[0] != "stop") || f[1] != c {
 				continue
@@ -93,8 +97,9 @@ func TestRunAsUser(t *testing.T) {
 	p := testappPod("whoami", "whoami")
 	p.Spec.SecurityContext = &corev1.PodSecurityContext{RunAsUser: ptr[int64](2102), RunAsGroup: ptr[int64](2102)}
 	p = createPod(t, ns, p)
-	p = waitSucceeded(t, ns, p.Name)
-	if log := containerLog(t, p, "app"); !strings.Contains(log, "uid=2102 gid=2102 ") {
+	logs := followLogs(t, p, "app")
+	waitSucceeded(t, ns, p.Name, logs)
+	if log := logs.text(t, "app"); !strings.Contains(log, "uid=2102 gid=2102 ") {
 		t.Errorf("whoami as 2102 printed:\n%s", log)
 	}
 }
