@@ -10,11 +10,11 @@ import (
 type matchKind uint8
 
 const (
-	matchAll matchKind = iota // every sub-match (an empty condition matches everything)
-	matchAny                  // at least one sub-match
-	matchNot                  // not the single sub-match
-	matchPath                 // path regex, whole path
-	matchMethod               // method equality
+	matchAll    matchKind = iota // every sub-match (an empty condition matches everything)
+	matchAny                     // at least one sub-match
+	matchNot                     // not the single sub-match
+	matchPath                    // path regex, whole path
+	matchMethod                  // method equality
 )
 
 // requestMatch is a compiled RequestMatch tree.

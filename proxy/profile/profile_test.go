@@ -26,10 +26,10 @@ func TestRouteMatching(t *testing.T) {
 	}
 	tests := []struct{ method, path, want string }{
 		{"GET", "/books/12", "GET /books/{id}"},
-		{"GET", "/books/12/x", "catch-all books"},   // whole-path match, not a prefix
-		{"GET", "/x/books/12", ""},                   // anchored at the start too
-		{"HEAD", "/books/12", "catch-all books"},     // method mismatch falls through
-		{"POST", "/books", "POST /books"},            // first match wins over catch-all
+		{"GET", "/books/12/x", "catch-all books"}, // whole-path match, not a prefix
+		{"GET", "/x/books/12", ""},                // anchored at the start too
+		{"HEAD", "/books/12", "catch-all books"},  // method mismatch falls through
+		{"POST", "/books", "POST /books"},         // first match wins over catch-all
 		{"GET", "/authors", "any /authors"},
 		{"GET", "/authors/7", "any /authors"},
 		{"GET", "/authorsX", ""},
