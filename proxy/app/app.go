@@ -47,7 +47,7 @@ type App struct {
 	tracker *drain.Tracker
 	dialer  *dial.Dialer
 	dirs    [2]*direction // by record.Direction
-	names   addrCache // string forms of original destinations
+	names   addrCache     // string forms of original destinations
 	admin   *http.Server
 	adminLn net.Listener
 

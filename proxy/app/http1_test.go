@@ -22,7 +22,7 @@ type upstream struct {
 	srv   *http.Server
 }
 
-func newUpstream(t *testing.T, h http.Handler) *upstream {
+func newUpstream(t *testing.T, h http.Handler, opts ...func(*http.Server)) *upstream {
 	t.Helper()
 	ln := listen(t)
 	u := &upstream{addr: ln.Addr().String()}
@@ -31,6 +31,9 @@ func newUpstream(t *testing.T, h http.Handler) *upstream {
 			u.conns.Add(1)
 		}
 	}}
+	for _, o := range opts {
+		o(u.srv)
+	}
 	go u.srv.Serve(ln)
 	t.Cleanup(func() { u.srv.Close() })
 	return u
@@ -149,5 +152,30 @@ destinations:
 	out := scrape(t, h)
 	if !strings.Contains(out, `request_total{direction="outbound",authority="web.test:80",target_addr="`+named.addr+`",tls="false",dst_service="web"} 2`) {
 		t.Errorf("named route not in metrics:\n%s", out)
+	}
+}
+
+// TestStaleUpstreamConnection: the upstream closes idle keep-alive
+// connections quickly (Node's default is 5s); a POST on the proxy's pooled
+// connection after that must not fail.
+func TestStaleUpstreamConnection(t *testing.T) {
+	up := newUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "got %d", len(b))
+	}), func(s *http.Server) { s.IdleTimeout = 100 * time.Millisecond })
+	h := newHarness(t, nil)
+	h.to(up.addr)
+	c := proxiedClient(h)
+	for i := range 4 {
+		resp, err := c.Post("http://"+up.addr+"/", "text/plain", strings.NewReader(strings.Repeat("x", 1000)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(b) != "got 1000" {
+			t.Fatalf("POST %d after the upstream closed its idle connection: %d %q", i, resp.StatusCode, b)
+		}
+		time.Sleep(300 * time.Millisecond)
 	}
 }

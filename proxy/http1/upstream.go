@@ -5,9 +5,11 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
+	"golang.org/x/sys/unix"
 
 	"github.com/weftmesh/weft/proxy/target"
 )
@@ -55,11 +57,12 @@ func (ps *pools) get(ep *target.Endpoint) *pool {
 	p.hc = &fasthttp.HostClient{
 		Addr: ep.Addr.String(),
 		Dial: func(string) (net.Conn, error) {
-			c, err := dialer.Dial(context.Background(), epCopy)
+			dial := func() (net.Conn, error) { return dialer.Dial(context.Background(), epCopy) }
+			c, err := dial()
 			if err != nil {
 				return nil, err
 			}
-			return p.track(c), nil
+			return p.track(c, dial), nil
 		},
 		MaxConns:                      ps.cfg.MaxConnsPerEndpoint,
 		MaxIdleConnDuration:           ps.cfg.IdleTimeout,
@@ -91,34 +94,125 @@ func (ps *pools) close() {
 }
 
 // upConn is an upstream connection registered in its pool.
+//
+// Before a request is written on a reused connection it checks, with a
+// non-blocking peek, that the upstream has not closed it while it sat idle
+// in the pool (servers close idle keep-alive connections at will: Node after
+// 5s). A closed connection is replaced by a fresh dial before any byte of
+// the request is written, so even a streamed POST, which fasthttp never
+// retries, does not fail.
 type upConn struct {
 	net.Conn
-	p     *pool
-	local netip.AddrPort
-	once  sync.Once
+	p    *pool
+	dial func() (net.Conn, error)
+
+	mu     sync.Mutex // guards Conn and local against Close
+	local  netip.AddrPort
+	closed bool
+
+	// reused is set once a response was read: the next Write starts a
+	// request on a connection that sat in the pool.
+	reused bool
 }
 
-func (p *pool) track(c net.Conn) net.Conn {
-	ta, ok := c.LocalAddr().(*net.TCPAddr)
-	if !ok {
-		return c
-	}
-	u := &upConn{Conn: c, p: p, local: ta.AddrPort()}
-	p.mu.Lock()
-	p.conns[u.local] = u
-	p.mu.Unlock()
+func (p *pool) track(c net.Conn, dial func() (net.Conn, error)) net.Conn {
+	u := &upConn{Conn: c, p: p, dial: dial}
+	u.register(c)
 	return u
 }
 
-func (u *upConn) Close() error {
-	u.once.Do(func() {
-		u.p.mu.Lock()
-		if u.p.conns[u.local] == u {
-			delete(u.p.conns, u.local)
+func (u *upConn) register(c net.Conn) {
+	ta, ok := c.LocalAddr().(*net.TCPAddr)
+	if !ok {
+		return
+	}
+	u.p.mu.Lock()
+	if u.local.IsValid() && u.p.conns[u.local] == u {
+		delete(u.p.conns, u.local)
+	}
+	u.local = ta.AddrPort()
+	u.p.conns[u.local] = u
+	u.p.mu.Unlock()
+}
+
+func (u *upConn) Read(b []byte) (int, error) {
+	u.reused = true
+	return u.Conn.Read(b)
+}
+
+func (u *upConn) Write(b []byte) (int, error) {
+	if u.reused {
+		u.reused = false
+		if !alive(u.Conn) {
+			if err := u.redial(); err != nil {
+				return 0, err
+			}
 		}
-		u.p.mu.Unlock()
+	}
+	return u.Conn.Write(b)
+}
+
+func (u *upConn) redial() error {
+	c, err := u.dial()
+	if err != nil {
+		return err
+	}
+	u.mu.Lock()
+	if u.closed {
+		u.mu.Unlock()
+		c.Close()
+		return net.ErrClosed
+	}
+	old := u.Conn
+	u.Conn = c
+	u.mu.Unlock()
+	old.Close()
+	u.register(c)
+	return nil
+}
+
+func (u *upConn) SetDeadline(t time.Time) error      { return u.cur().SetDeadline(t) }
+func (u *upConn) SetReadDeadline(t time.Time) error  { return u.cur().SetReadDeadline(t) }
+func (u *upConn) SetWriteDeadline(t time.Time) error { return u.cur().SetWriteDeadline(t) }
+
+func (u *upConn) cur() net.Conn {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.Conn
+}
+
+func (u *upConn) Close() error {
+	u.mu.Lock()
+	u.closed = true
+	c := u.Conn
+	u.mu.Unlock()
+	u.p.mu.Lock()
+	if u.p.conns[u.local] == u {
+		delete(u.p.conns, u.local)
+	}
+	u.p.mu.Unlock()
+	return c.Close()
+}
+
+// alive peeks at an idle connection without blocking: EOF or unexpected
+// bytes mean the upstream is done with it.
+func alive(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	ok = true
+	var buf [1]byte
+	err = rc.Read(func(fd uintptr) bool {
+		n, _, rerr := unix.Recvfrom(int(fd), buf[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		ok = n < 0 && (rerr == unix.EAGAIN || rerr == unix.EWOULDBLOCK)
+		return true // never wait
 	})
-	return u.Conn.Close()
+	return err == nil && ok
 }
 
 // headersReceived lifts the response-header deadline from the connection
@@ -132,6 +226,6 @@ func (p *pool) headersReceived(local net.Addr) {
 	u := p.conns[ta.AddrPort()]
 	p.mu.Unlock()
 	if u != nil {
-		u.Conn.SetReadDeadline(time.Time{})
+		u.SetReadDeadline(time.Time{})
 	}
 }
