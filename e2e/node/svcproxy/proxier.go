@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -81,6 +82,7 @@ type Proxier struct {
 	lastSkipped map[string]bool     // skip reasons already logged
 	needJumps   bool                // re-check jumps after the next restore
 	masqAll     bool                // effective MasqueradeAll
+	masqChecked bool                // masqAll was decided at least once
 
 	mu      sync.Mutex
 	applied []byte // lastPayload, for tests and debugging
@@ -210,17 +212,24 @@ func (p *Proxier) requestSync() {
 func (p *Proxier) checkMasquerade(ctx context.Context) {
 	masq := p.cfg.MasqueradeAll
 	if !masq {
-		out, err := p.ipt.run(ctx, nil, "cat", "/proc/sys/net/bridge/bridge-nf-call-iptables")
+		const sysctl = "/proc/sys/net/bridge/bridge-nf-call-iptables" // absent without br_netfilter
+		var out []byte
+		var err error
+		if p.cfg.NetNS == "" {
+			out, err = os.ReadFile(sysctl)
+		} else {
+			out, err = p.ipt.run(ctx, nil, "cat", sysctl)
+		}
 		if err != nil || strings.TrimSpace(string(out)) != "1" {
 			masq = true
 		}
 	}
 	p.syncMu.Lock()
 	defer p.syncMu.Unlock()
-	if masq != p.masqAll {
+	if masq != p.masqAll || !p.masqChecked {
 		p.log.Info("masquerade mode", "all_pod_to_service", masq, "configured", p.cfg.MasqueradeAll)
 	}
-	p.masqAll = masq
+	p.masqAll, p.masqChecked = masq, true
 }
 
 // sync applies the rules for the current informer state if they changed.
