@@ -232,6 +232,23 @@ func TestProxier(t *testing.T) {
 		}
 	})
 
+	t.Run("endpoints appearing replace the reject", func(t *testing.T) {
+		sl := eslice("default", "empty", "empty-1", []discoveryv1.EndpointPort{eport("", backendPort, corev1.ProtocolTCP)},
+			map[string]cond{tn.podIPs[1].String(): readyC})
+		if _, err := tp.client.DiscoveryV1().EndpointSlices("default").Create(context.Background(), sl, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		tp.waitRules(t, "--comment \"default/empty:\" -j REJECT", false)
+		got, _, err := dialMany(t, tn.pods[2], "198.19.200.22:80", 5)
+		if err != nil || got["pod1"] != 5 {
+			t.Fatalf("after adding an endpoint: %v, %v", got, err)
+		}
+		if err := tp.client.CoreV1().Services("default").Delete(context.Background(), "empty", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		tp.waitRules(t, "198.19.200.22/32", false)
+	})
+
 	t.Run("removed endpoint leaves rotation", func(t *testing.T) {
 		sp := servicePort{name: "default/web:http", protocol: corev1.ProtocolTCP}
 		gone := tp.chains.sep(sp, netip.AddrPortFrom(tn.podIPs[0], backendPort))
