@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -35,6 +36,13 @@ type Cluster struct {
 
 // KubeconfigPath is the admin kubeconfig (.cache/cluster/kubeconfig).
 func (c *Cluster) KubeconfigPath() string { return c.paths.kubeconfig() }
+
+// LogsDir holds <component>.log of etcd, kube-apiserver, kube-controller-manager and weft-node.
+func (c *Cluster) LogsDir() string { return c.paths.logs }
+
+// PodsDir holds the node agent's per-pod directories, with container logs at
+// <namespace>_<pod>_<uid>/<container>.log.
+func (c *Cluster) PodsDir() string { return filepath.Join(c.paths.node, "pods") }
 
 // RESTConfig returns a copy of the admin client configuration (user weft-admin, group system:masters).
 func (c *Cluster) RESTConfig() *rest.Config { return rest.CopyConfig(c.rest) }

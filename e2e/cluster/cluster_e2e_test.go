@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -52,6 +53,11 @@ func TestControlPlane(t *testing.T) {
 		})
 	}
 	client := kubernetes.NewForConfigOrDie(c.RESTConfig())
+	for _, name := range []string{etcdName, apiserverComp, kcmComp} {
+		if _, err := os.Stat(filepath.Join(c.LogsDir(), name+".log")); err != nil {
+			t.Errorf("log of %s: %v", name, err)
+		}
+	}
 
 	ns := fmt.Sprintf("cluster-e2e-%d", time.Now().UnixNano()%1_000_000)
 	if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
