@@ -52,6 +52,13 @@ func Inject(pod *corev1.Pod, v Values) (*Report, error) {
 	if pod.Annotations == nil {
 		pod.Annotations = map[string]string{}
 	}
+	// The pod's own grace period bounds everything; the proxy drains within it
+	// and the pod spec is left as the user wrote it.
+	podGrace := 30 * time.Second // Kubernetes' default
+	if g := pod.Spec.TerminationGracePeriodSeconds; g != nil {
+		podGrace = time.Duration(*g) * time.Second
+	}
+	cfg.grace = min(cfg.grace, podGrace)
 	proxy := proxyContainer(pod, v, cfg)
 	init := initContainer(v, cfg)
 	if cfg.native {
@@ -71,10 +78,6 @@ func Inject(pod *corev1.Pod, v Values) (*Report, error) {
 	pod.Spec.Volumes = append(pod.Spec.Volumes, identityVolumes()...)
 	pod.Annotations[annotations.ProxyVersion] = cfg.version
 	pod.Annotations[annotations.TrustRootSHA256] = v.TrustRootHash()
-	if g := pod.Spec.TerminationGracePeriodSeconds; g == nil || time.Duration(*g)*time.Second < cfg.grace {
-		secs := int64(cfg.grace / time.Second)
-		pod.Spec.TerminationGracePeriodSeconds = &secs
-	}
 	return &Report{OpaquePorts: cfg.opaque, NativeSidecar: cfg.native}, nil
 }
 
