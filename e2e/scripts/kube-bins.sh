@@ -10,6 +10,12 @@ if [[ -x "$out/kube-apiserver" && -x "$out/kube-controller-manager" ]]; then
   exit 0
 fi
 mkdir -p "$out"
+# Serialise concurrent runs (parallel make targets, several test sessions); re-check under the lock.
+exec 9>"$out/.lock"
+flock 9
+if [[ -x "$out/kube-apiserver" && -x "$out/kube-controller-manager" ]]; then
+  exit 0
+fi
 echo "building kube-apiserver and kube-controller-manager $version (first time: several minutes)"
 cd "$mod"
 export GONOSUMDB=k8s.io/kubernetes GOFLAGS=-mod=mod CGO_ENABLED=0
