@@ -1,6 +1,7 @@
 package manifests
 
 import (
+	"encoding/json"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
@@ -8,10 +9,10 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// configMap is weft-config: the install values (no private key is part of
-// Values), read by the injector and by `weft version` / later upgrades.
+// configMap is weft-config: the install values as indented JSON (no private
+// key is part of Values), read by the injector and by later upgrades.
 func configMap(v *Values) (*corev1.ConfigMap, error) {
-	b, err := yaml.Marshal(v)
+	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("marshal install values: %w", err)
 	}

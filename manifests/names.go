@@ -16,7 +16,7 @@ const (
 
 // Keys inside the ConfigMaps and Secrets above.
 const (
-	// ConfigValuesKey in weft-config holds Values as YAML.
+	// ConfigValuesKey in weft-config holds Values as JSON (injector.ValuesKey).
 	ConfigValuesKey = "values"
 	// TrustRootsKey in weft-identity-trust-roots holds the anchor bundle.
 	TrustRootsKey = "ca-bundle.crt"

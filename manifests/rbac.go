@@ -39,7 +39,7 @@ func rbac(v *Values) []object {
 			{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{TrustRootsName}, Verbs: read},
 		}},
 		{InjectorName, "proxy-injector", []rbacv1.PolicyRule{
-			{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{ConfigName}, Verbs: read},
+			{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{ConfigName}, Verbs: []string{"get"}},
 		}},
 	}
 	var out []object

@@ -16,7 +16,7 @@ type object interface{}
 // namespace, identities and RBAC, configuration and key material, Services,
 // Deployments, PodDisruptionBudgets, and the webhook last so that no pod is
 // sent to the injector before it exists. mesh adds the proxy to each
-// control-plane pod template (nil leaves them unmeshed).
+// control-plane pod template.
 func objects(v Values, c *Certs, mesh meshFunc) ([]object, error) {
 	v.TrustAnchorsPEM = string(c.TrustAnchorsPEM)
 	if err := v.Validate(); err != nil {
@@ -54,18 +54,6 @@ func objects(v Values, c *Certs, mesh meshFunc) ([]object, error) {
 
 // meshFunc adds the proxy to a control-plane pod.
 type meshFunc func(pod *corev1.Pod, v *Values) error
-
-// RenderUnmeshed renders the control plane without proxies in its pods (the
-// pod templates still carry weft.io/inject: enabled). It exists for the
-// bootstrap work before the injector's Inject is available and for tests of
-// the plain component specs; `weft install` uses Render.
-func RenderUnmeshed(v Values, c *Certs) ([]byte, error) {
-	objs, err := objects(v, c, nil)
-	if err != nil {
-		return nil, err
-	}
-	return marshalAll(objs)
-}
 
 // marshalAll renders objs as one YAML stream, each document starting with
 // "---". Output is deterministic: keys are sorted, lists keep their order.

@@ -1,6 +1,7 @@
 package manifests
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/weftmesh/weft/injector"
 )
 
 // fixedGenerator returns the committed test PKI (testdata/pki) so golden
@@ -75,7 +78,7 @@ func find(t *testing.T, objs []map[string]any, kind, name string) map[string]any
 	return nil
 }
 
-func TestRenderUnmeshedGolden(t *testing.T) {
+func TestRenderGolden(t *testing.T) {
 	ha := testValues()
 	ha.HA = true
 	custom := testValues()
@@ -95,17 +98,17 @@ func TestRenderUnmeshedGolden(t *testing.T) {
 		golden string
 		v      Values
 	}{
-		{"install-unmeshed.yaml", testValues()},
-		{"install-unmeshed-ha.yaml", ha},
-		{"install-unmeshed-custom.yaml", custom},
+		{"install.yaml", testValues()},
+		{"install-ha.yaml", ha},
+		{"install-custom.yaml", custom},
 	} {
 		t.Run(tc.golden, func(t *testing.T) {
-			out, err := RenderUnmeshed(tc.v, testCerts(t, &tc.v))
+			out, err := Render(tc.v, testCerts(t, &tc.v))
 			if err != nil {
 				t.Fatal(err)
 			}
 			golden(t, tc.golden, out)
-			again, err := RenderUnmeshed(tc.v, testCerts(t, &tc.v))
+			again, err := Render(tc.v, testCerts(t, &tc.v))
 			if err != nil || string(again) != string(out) {
 				t.Fatalf("second render differs (err %v)", err)
 			}
@@ -129,7 +132,7 @@ func TestRenderHA(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			v := testValues()
 			v.HA, v.ControllerReplicas = tc.ha, tc.replicas
-			out, err := RenderUnmeshed(v, testCerts(t, &v))
+			out, err := Render(v, testCerts(t, &v))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -155,7 +158,7 @@ func TestRenderHA(t *testing.T) {
 // TestRBACLeastPrivilege pins every rule: a new verb must be a conscious change.
 func TestRBACLeastPrivilege(t *testing.T) {
 	v := testValues()
-	out, err := RenderUnmeshed(v, testCerts(t, &v))
+	out, err := Render(v, testCerts(t, &v))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +182,7 @@ func TestRBACLeastPrivilege(t *testing.T) {
 		"ClusterRole weft-weft-proxy-injector: apiGroups: - \"\" resources: - namespaces verbs: - get",
 		"Role weft-identity: apiGroups: - \"\" resourceNames: - weft-identity-issuer resources: - secrets verbs: - get - list - watch",
 		"Role weft-identity: apiGroups: - \"\" resourceNames: - weft-identity-trust-roots resources: - configmaps verbs: - get - list - watch",
-		"Role weft-proxy-injector: apiGroups: - \"\" resourceNames: - weft-config resources: - configmaps verbs: - get - list - watch",
+		"Role weft-proxy-injector: apiGroups: - \"\" resourceNames: - weft-config resources: - configmaps verbs: - get",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("RBAC rules:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -191,7 +194,7 @@ func TestRenderWebhookAndConfig(t *testing.T) {
 	v.ControlPlaneNamespace = "mesh"
 	v.WebhookFailurePolicy = "Fail"
 	c := testCerts(t, &v)
-	out, err := RenderUnmeshed(v, c)
+	out, err := Render(v, c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,6 +224,10 @@ func TestRenderWebhookAndConfig(t *testing.T) {
 	if back.ControlPlaneNamespace != "mesh" || back.TrustAnchorsPEM != string(c.TrustAnchorsPEM) || back.WebhookFailurePolicy != "Fail" ||
 		back.ShutdownGracePeriod != v.ShutdownGracePeriod || len(back.OpaquePorts) != len(v.OpaquePorts) {
 		t.Fatalf("weft-config does not round-trip: %+v", back)
+	}
+	var inj injector.Values // what the injector reads
+	if err := json.Unmarshal([]byte(dig(t, cfg, "data", ConfigValuesKey).(string)), &inj); err != nil || inj.TrustAnchorsPEM != string(c.TrustAnchorsPEM) {
+		t.Fatalf("injector cannot read weft-config: %v", err)
 	}
 	if strings.Contains(dig(t, cfg, "data", ConfigValuesKey).(string), "PRIVATE KEY") {
 		t.Fatal("weft-config holds a private key")
@@ -321,5 +328,58 @@ func TestUninstallGolden(t *testing.T) {
 	v.ControlPlaneNamespace = "Bad"
 	if _, err := Uninstall(v, false); err == nil {
 		t.Fatal("bad namespace accepted")
+	}
+}
+
+// TestRenderMeshesControlPlane checks the bootstrap: every control-plane pod
+// is rendered with its proxy; identity's proxy asks identity over loopback and
+// does not hold identity's start.
+func TestRenderMeshesControlPlane(t *testing.T) {
+	v := testValues()
+	out, err := Render(v, testCerts(t, &v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := docs(t, out)
+	for _, name := range []string{IdentityName, DestinationName, InjectorName} {
+		d := find(t, objs, "Deployment", name)
+		tmpl := dig(t, d, "spec", "template").(map[string]any)
+		if dig(t, tmpl, "metadata", "annotations", "weft.io/injected-by") != "cli" {
+			t.Errorf("%s: not marked injected by the CLI", name)
+		}
+		var proxy map[string]any
+		for _, list := range []string{"initContainers", "containers"} {
+			cs, _ := dig(t, tmpl, "spec").(map[string]any)[list].([]any)
+			for _, c := range cs {
+				if c.(map[string]any)["name"] == "weft-proxy" {
+					proxy = c.(map[string]any)
+				}
+			}
+		}
+		if proxy == nil {
+			t.Fatalf("%s: no weft-proxy container", name)
+		}
+		addr := ""
+		for _, e := range proxy["env"].([]any) {
+			if e.(map[string]any)["name"] == "WEFT_PROXY_IDENTITY_SVC_ADDR" {
+				addr = e.(map[string]any)["value"].(string)
+			}
+		}
+		switch name {
+		case IdentityName:
+			if addr != "localhost:8080" {
+				t.Errorf("identity's proxy asks %q, want localhost:8080", addr)
+			}
+			if _, ok := proxy["lifecycle"]; ok {
+				t.Error("identity's proxy still holds the identity container's start")
+			}
+			if _, ok := proxy["restartPolicy"]; ok {
+				t.Error("identity's proxy is a native sidecar; it would hold identity's start")
+			}
+		default:
+			if addr != "weft-identity.weft.svc.cluster.local:8080" {
+				t.Errorf("%s's proxy asks identity at %q", name, addr)
+			}
+		}
 	}
 }
