@@ -7,6 +7,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/valyala/fasthttp"
 	"golang.org/x/sys/unix"
@@ -113,15 +114,48 @@ type upConn struct {
 	// reused is set once a response was read: the next Write starts a
 	// request on a connection that sat in the pool.
 	reused bool
+
+	// The liveness peek, prepared once per connection so it does not
+	// allocate per request.
+	raw     syscall.RawConn
+	peek    func(fd uintptr) bool
+	peekBuf [1]byte
+	peekOK  bool
 }
 
 func (p *pool) track(c net.Conn, dial func() (net.Conn, error)) net.Conn {
 	u := &upConn{Conn: c, p: p, dial: dial}
+	u.peek = func(fd uintptr) bool {
+		r, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&u.peekBuf[0])), 1,
+			unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
+		// Nothing to read yet is the only sign of a healthy idle connection.
+		u.peekOK = int(r) < 0 || (errno == unix.EAGAIN || errno == unix.EWOULDBLOCK)
+		return true // never wait
+	}
 	u.register(c)
 	return u
 }
 
+// alive peeks at the idle connection without blocking: EOF or unexpected
+// bytes mean the upstream is done with it.
+func (u *upConn) alive() bool {
+	if u.raw == nil {
+		return true
+	}
+	u.peekOK = false
+	if err := u.raw.Read(u.peek); err != nil {
+		return false
+	}
+	return u.peekOK
+}
+
 func (u *upConn) register(c net.Conn) {
+	u.raw = nil
+	if sc, ok := c.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			u.raw = rc
+		}
+	}
 	ta, ok := c.LocalAddr().(*net.TCPAddr)
 	if !ok {
 		return
@@ -143,7 +177,7 @@ func (u *upConn) Read(b []byte) (int, error) {
 func (u *upConn) Write(b []byte) (int, error) {
 	if u.reused {
 		u.reused = false
-		if !alive(u.Conn) {
+		if !u.alive() {
 			if err := u.redial(); err != nil {
 				return 0, err
 			}
@@ -192,27 +226,6 @@ func (u *upConn) Close() error {
 	}
 	u.p.mu.Unlock()
 	return c.Close()
-}
-
-// alive peeks at an idle connection without blocking: EOF or unexpected
-// bytes mean the upstream is done with it.
-func alive(c net.Conn) bool {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return true
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	ok = true
-	var buf [1]byte
-	err = rc.Read(func(fd uintptr) bool {
-		n, _, rerr := unix.Recvfrom(int(fd), buf[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-		ok = n < 0 && (rerr == unix.EAGAIN || rerr == unix.EWOULDBLOCK)
-		return true // never wait
-	})
-	return err == nil && ok
 }
 
 // headersReceived lifts the response-header deadline from the connection
