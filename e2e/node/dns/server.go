@@ -29,7 +29,7 @@ type Config struct {
 	ListenAddr string
 	// ClusterDomain is the zone answered from the cluster; "" means "cluster.local".
 	ClusterDomain string
-	// Logger receives the server's log; nil means slog.Default().
+	// Logger receives the server's log as is; nil means slog.Default() with component=dns.
 	Logger *slog.Logger
 }
 
@@ -64,7 +64,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	log := cfg.Logger
 	if log == nil {
-		log = slog.Default()
+		log = slog.Default().With("component", "dns")
 	}
 	factory := informers.NewSharedInformerFactory(cfg.Client, 0)
 	idx, err := newIndex(factory)
@@ -75,7 +75,7 @@ func New(cfg Config) (*Server, error) {
 		listenAddr: cfg.ListenAddr,
 		zone:       zone,
 		serial:     uint32(time.Now().Unix()),
-		log:        log.With("component", "dns"),
+		log:        log,
 		factory:    factory,
 		index:      idx,
 	}, nil

@@ -57,7 +57,7 @@ type Config struct {
 	// ResyncInterval re-applies all rules and re-checks the jumps from built-in chains even
 	// without changes, repairing rules others removed; 0 means 30s.
 	ResyncInterval time.Duration
-	// Logger receives the proxier's log; nil means slog.Default().
+	// Logger receives the proxier's log as is; nil means slog.Default() with component=svcproxy.
 	Logger *slog.Logger
 }
 
@@ -118,14 +118,14 @@ func New(cfg Config) (*Proxier, error) {
 	cfg.ResyncInterval = cmp.Or(cfg.ResyncInterval, 30*time.Second)
 	log := cfg.Logger
 	if log == nil {
-		log = slog.Default()
+		log = slog.Default().With("component", "svcproxy")
 	}
 	factory := informers.NewSharedInformerFactory(cfg.Client, 0)
 	return &Proxier{
 		cfg:         cfg,
 		chains:      chains{prefix: cfg.ChainPrefix},
 		ipt:         runner{netns: cfg.NetNS},
-		log:         log.With("component", "svcproxy"),
+		log:         log,
 		factory:     factory,
 		svcs:        factory.Core().V1().Services().Informer(),
 		slices:      factory.Discovery().V1().EndpointSlices().Informer(),
