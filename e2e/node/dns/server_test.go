@@ -342,3 +342,22 @@ func waitRcode(t *testing.T, addr, name string, rcode int) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// BenchmarkQueryUDP measures sequential A queries over loopback UDP (one exchange per op).
+func BenchmarkQueryUDP(b *testing.B) {
+	_, addr := startServer(b, fixture()...)
+	c := &mdns.Client{Net: "udp", Timeout: 5 * time.Second}
+	conn, err := c.Dial(addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	m := new(mdns.Msg)
+	m.SetQuestion("web.default.svc.cluster.local.", mdns.TypeA)
+	for b.Loop() {
+		r, _, err := c.ExchangeWithConn(m, conn)
+		if err != nil || len(r.Answer) != 1 {
+			b.Fatalf("%v %v", r, err)
+		}
+	}
+}
