@@ -22,5 +22,6 @@ go build -o "$CACHE/bin/weft-bench" ./benchmarks/cmd/weft-bench
 mkdir -p "$BIN"
 go build -o "$BIN/weft-proxy" ./proxy/cmd/weft-proxy || echo "weft-proxy does not build: using $BIN/weft-proxy if present" >&2
 
-exec "$CACHE/bin/weft-bench" run -out benchmarks/results -weft-proxy "$BIN/weft-proxy" \
+rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+exec "$CACHE/bin/weft-bench" run -note "weft-proxy built from commit $rev$(git diff --quiet -- proxy 2>/dev/null || echo ' plus uncommitted changes')." -out benchmarks/results -weft-proxy "$BIN/weft-proxy" \
   -duration "${BENCH_DURATION:-10s}" -warmup "${BENCH_WARMUP:-2s}" -repeat "${BENCH_REPEAT:-2}" ${BENCH_PEERS:+-peers "$BENCH_PEERS"}
