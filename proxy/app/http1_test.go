@@ -179,3 +179,32 @@ func TestStaleUpstreamConnection(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 	}
 }
+
+// TestInbound: inbound traffic goes to the original destination, or to
+// 127.0.0.1:<port> with INBOUND_CONNECT_LOOPBACK, and is labelled inbound.
+func TestInbound(t *testing.T) {
+	up := newUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "app") }))
+	port := up.addr[strings.LastIndex(up.addr, ":")+1:]
+	for _, tt := range []struct {
+		name     string
+		loopback bool
+		orig     string
+	}{
+		{"original destination", false, up.addr},
+		// A pod IP the proxy must not dial: loopback mode rewrites it.
+		{"loopback", true, "198.18.127.250:" + port},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, func(c *config.Config) { c.InboundConnectLoopback = tt.loopback })
+			h.to(tt.orig)
+			head, body := rawExchange(t, h.InboundAddr().String(), "GET / HTTP/1.1\r\nHost: web:80\r\nConnection: close\r\n\r\n")
+			if !strings.HasPrefix(head, "HTTP/1.1 200") || body != "app" {
+				t.Fatalf("%q %q", head, body)
+			}
+			want := `request_total{direction="inbound",authority="web:80",target_addr="127.0.0.1:` + port + `",tls="false"} 1`
+			if out := scrape(t, h); !strings.Contains(out, want) {
+				t.Fatalf("metrics lack %s\n%s", want, out)
+			}
+		})
+	}
+}
