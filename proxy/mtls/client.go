@@ -66,6 +66,7 @@ type Dialer struct {
 	cache tls.ClientSessionCache
 	certs certCache
 	stats counters
+	seen  verifyCache
 }
 
 func (d *Dialer) init() {
@@ -167,7 +168,7 @@ func (d *Dialer) handshake(ctx context.Context, raw net.Conn, want spiffeid.ID, 
 			return cert, err
 		},
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			_, err := verifyPeer(cs.PeerCertificates, d.Bundle, authorize, want.String())
+			_, err := d.seen.verifyPeer(cs.PeerCertificates, d.Bundle, authorize, want.String())
 			return err
 		},
 	}

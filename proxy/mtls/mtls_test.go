@@ -9,10 +9,12 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 
 	"github.com/weftmesh/weft/proxy/detect"
@@ -476,5 +478,45 @@ func TestAppTLSIsNotOurs(t *testing.T) {
 	}
 	if s := p.term.Stats(); s.Handshakes != 0 {
 		t.Fatalf("terminator touched the app's TLS: %+v", s)
+	}
+}
+
+// swapBundle is a bundle source whose bundle can be replaced, as
+// proxy/identity.Manager replaces its anchors on reload.
+type swapBundle struct{ b atomic.Pointer[x509bundle.Bundle] }
+
+func (s *swapBundle) GetX509BundleForTrustDomain(td spiffeid.TrustDomain) (*x509bundle.Bundle, error) {
+	return s.b.Load().GetX509BundleForTrustDomain(td)
+}
+
+// A client verified before is refused once its root leaves the trust anchors,
+// even though its earlier verification is cached.
+func TestAnchorRotationRevokesCachedVerification(t *testing.T) {
+	ca := identitytest.NewCA(t, "")
+	newCA := identitytest.NewCA(t, "")
+	var sb swapBundle
+	sb.b.Store(ca.Bundle())
+	p := startPeer(t, ca.SVID(t, booksID, time.Hour), &sb)
+	d := &mtls.Dialer{SVIDs: ca.SVID(t, webID, time.Hour), Bundle: ca.Bundle(), InboundPort: p.port(), SessionCacheSize: -1}
+	for i := 0; i < 2; i++ {
+		c, err := d.Dial(context.Background(), endpoint(80, booksID, target.HTTP1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a := p.next(t); a.err != nil {
+			t.Fatal(a.err)
+		} else {
+			a.sc.Close()
+		}
+		c.Close()
+	}
+	sb.b.Store(newCA.Bundle())
+	c, _ := d.Dial(context.Background(), endpoint(80, booksID, target.HTTP1))
+	if c != nil {
+		c.Close()
+	}
+	var pie *mtls.PeerIdentityError
+	if a := p.next(t); !errors.As(a.err, &pie) {
+		t.Fatalf("after rotation: %v, want PeerIdentityError", a.err)
 	}
 }

@@ -40,6 +40,7 @@ type Terminator struct {
 	cfg   *tls.Config
 	certs certCache
 	stats counters
+	seen  verifyCache
 }
 
 func (t *Terminator) init() {
@@ -62,7 +63,7 @@ func (t *Terminator) init() {
 					}
 					td = own.TrustDomain()
 				}
-				_, err := verifyPeer(cs.PeerCertificates, t.Bundle, tlsconfig.AuthorizeMemberOf(td), "a member of "+td.IDString())
+				_, err := t.seen.verifyPeer(cs.PeerCertificates, t.Bundle, tlsconfig.AuthorizeMemberOf(td), "a member of "+td.IDString())
 				return err
 			},
 		}
