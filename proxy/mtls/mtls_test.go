@@ -483,7 +483,9 @@ func TestAppTLSIsNotOurs(t *testing.T) {
 
 // swapBundle is a bundle source whose bundle can be replaced, as
 // proxy/identity.Manager replaces its anchors on reload.
-type swapBundle struct{ b atomic.Pointer[x509bundle.Bundle] }
+type swapBundle struct {
+	b atomic.Pointer[x509bundle.Bundle]
+}
 
 func (s *swapBundle) GetX509BundleForTrustDomain(td spiffeid.TrustDomain) (*x509bundle.Bundle, error) {
 	return s.b.Load().GetX509BundleForTrustDomain(td)
