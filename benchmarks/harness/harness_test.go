@@ -59,13 +59,13 @@ func TestRunLoadCountsErrors(t *testing.T) {
 func TestReport(t *testing.T) {
 	rs := []Result{
 		{Peer: "direct", Point: Point{KindHTTP, 1000}, Load: LoadResult{P50: 1000, P90: 2000, P99: 3000, P999: 4000, AchievedRPS: 1000}},
-		{Peer: "nginx", Point: Point{KindHTTP, 1000}, Load: LoadResult{P50: 1500, P90: 2500, P99: 5000, P999: 6000, AchievedRPS: 1000}, CPUMicrosPerReq: 50, PeakRSSKiB: 2048},
+		{Peer: "nginx", Point: Point{KindHTTP, 1000}, Load: LoadResult{P50: 1500, P90: 2500, P99: 5000, P999: 6000, AchievedRPS: 1000}, CPUMicrosPerReq: 50, CPUMicrosPerReqSide: [2]float64{30, 20}, PeakRSSKiB: 2048},
 		{Peer: "weft", Point: Point{KindHTTP, 1000}, NotRun: "weft-proxy binary: missing"},
 	}
 	var md strings.Builder
 	WriteMarkdown(&md, rs, "hdr")
 	out := md.String()
-	for _, want := range []string{"| http1 @ 1000 rps | nginx | 1000 | 0 | 1.50 | 2.50 | 5.00 | 6.00 | 0.50 | 0.50 | 2.00 | 2.00 | 50.0 | 2.0 | 40000 |", "| weft | not run: weft-proxy binary: missing"} {
+	for _, want := range []string{"| http1 @ 1000 rps | nginx | 1000 | 0 | 1.50 | 2.50 | 5.00 | 6.00 | 0.50 | 0.50 | 2.00 | 2.00 | 50.0 (30 + 20) | 2.0 | 33333 |", "| weft | not run: weft-proxy binary: missing"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, out)
 		}

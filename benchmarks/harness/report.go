@@ -27,7 +27,7 @@ func ms(us float64) string { return fmt.Sprintf("%.2f", us/1000) }
 func WriteMarkdown(w io.Writer, rs []Result, header string) {
 	fmt.Fprintln(w, header)
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| load | peer | achieved rps | errors | p50 ms | p90 ms | p99 ms | p99.9 ms | added p50 | added p90 | added p99 | added p99.9 | proxy CPU µs/req (pair) | peak RSS MiB (per proxy) | rps per proxy core |")
+	fmt.Fprintln(w, "| load | peer | achieved rps | errors | p50 ms | p90 ms | p99 ms | p99.9 ms | added p50 | added p90 | added p99 | added p99.9 | proxy CPU µs/req (pair: client + server) | peak RSS MiB (per proxy) | rps per proxy core |")
 	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range rs {
 		name := pointName(r.Point)
@@ -48,9 +48,16 @@ func WriteMarkdown(w io.Writer, rs []Result, header string) {
 		}
 		cpu, rss, perCore := "–", "–", "–"
 		if r.CPUMicrosPerReq > 0 {
-			cpu = fmt.Sprintf("%.1f", r.CPUMicrosPerReq)
-			// Each request crosses two proxies: one proxy spends half the pair's CPU.
-			perCore = fmt.Sprintf("%.0f", 1e6/(r.CPUMicrosPerReq/2))
+			side := r.CPUMicrosPerReqSide
+			busiest := max(side[0], side[1])
+			if busiest == 0 { // results without the split: assume an even one
+				busiest = r.CPUMicrosPerReq / 2
+				cpu = fmt.Sprintf("%.1f", r.CPUMicrosPerReq)
+			} else {
+				cpu = fmt.Sprintf("%.1f (%.0f + %.0f)", r.CPUMicrosPerReq, side[0], side[1])
+			}
+			// One core running the busier proxy of the pair at this cost per request.
+			perCore = fmt.Sprintf("%.0f", 1e6/busiest)
 		}
 		if r.PeakRSSKiB > 0 {
 			rss = fmt.Sprintf("%.1f", float64(r.PeakRSSKiB)/1024)

@@ -53,6 +53,8 @@ type Result struct {
 	NotRun string     `json:"not_run,omitempty"` // why the point could not run
 	// CPUMicrosPerReq is both proxies' CPU (user+system) per completed request.
 	CPUMicrosPerReq float64 `json:"cpu_us_per_req"`
+	// CPUMicrosPerReqSide splits CPUMicrosPerReq into the client-side and server-side proxy.
+	CPUMicrosPerReqSide [2]float64 `json:"cpu_us_per_req_side"`
 	// PeakRSSKiB is the larger VmHWM of the two proxies.
 	PeakRSSKiB int64 `json:"peak_rss_kib"`
 	// Trials holds every trial's p50/p99 in µs when Repeat > 1.
@@ -217,10 +219,9 @@ func runPoint(ctx context.Context, cfg Config, nw *testnet.Network, peer Peer, p
 		}
 	}
 
-	cpu0 := int64(0)
-	for _, p := range proxies {
-		t, _, _ := procCPU(p.Process.Pid)
-		cpu0 += t
+	cpu0 := make([]int64, len(proxies))
+	for i, p := range proxies {
+		cpu0[i], _, _ = procCPU(p.Process.Pid)
 	}
 	target := netip.AddrPortFrom(server.IP(), uint16(port)).String()
 	lc := client.Command(cfg.Self, "load", "-kind", string(pt.Kind), "-target", target, "-rps", strconv.Itoa(pt.RPS),
@@ -233,17 +234,16 @@ func runPoint(ctx context.Context, cfg Config, nw *testnet.Network, peer Peer, p
 	if err := json.Unmarshal(out, &res.Load); err != nil {
 		return res, fmt.Errorf("load generator output %q: %w", out, err)
 	}
-	var cpu1 int64
-	for _, p := range proxies {
+	for i, p := range proxies {
 		t, hwm, err := procCPU(p.Process.Pid)
 		if err != nil {
 			return res, fmt.Errorf("%s exited during the run: %w", peer.Name, err)
 		}
-		cpu1 += t
 		res.PeakRSSKiB = max(res.PeakRSSKiB, hwm)
-	}
-	if done := res.Load.Done; len(proxies) > 0 && done > 0 {
-		res.CPUMicrosPerReq = float64(cpu1-cpu0) * 1e6 / clockTick / float64(done)
+		if done := res.Load.Done; done > 0 {
+			res.CPUMicrosPerReqSide[i] = float64(t-cpu0[i]) * 1e6 / clockTick / float64(done)
+			res.CPUMicrosPerReq += res.CPUMicrosPerReqSide[i]
+		}
 	}
 	if res.Load.OK == 0 {
 		return res, fmt.Errorf("no request succeeded (%d errors, first: %s)", res.Load.Errors, res.Load.FirstError)
