@@ -59,10 +59,14 @@ up() {
   local ip
   ip=$(kubectl -n "$ns" get pod -l app=traffic -o jsonpath='{.items[0].status.podIP}')
   [ -n "$ip" ] || die "traffic pod has no IP"
+  local stats="http://$ip:9000/stats"
+  # Start the figures now that every backend is Ready (start-up connection errors are noise).
+  curl -fsS --max-time 10 -X POST "$stats?reset=1" \
+    || die "could not reach the traffic generator at $stats (is the pod network up? node log: $cache/cluster/logs/weft-node.log)"
   echo "==> letting traffic run for ${traffic_seconds}s"
   sleep "$traffic_seconds"
-  echo "==> traffic figures since the generator started (http://$ip:9000/stats)"
-  curl -fsS --max-time 10 "http://$ip:9000/stats?format=table" \
+  echo "==> traffic figures over the last ${traffic_seconds}s ($stats)"
+  curl -fsS --max-time 10 "$stats?format=table" \
     || die "could not fetch http://$ip:9000/stats (traffic log: $cache/cluster/node/pods/${ns}_<traffic pod>_<uid>/traffic.log)"
   cat <<MSG
 

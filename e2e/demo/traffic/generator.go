@@ -146,3 +146,11 @@ func (g *Generator) Snapshot() []TargetStats {
 	}
 	return out
 }
+
+// Reset zeroes every target's figures, e.g. once the backends are ready, so that the stats
+// describe a steady window rather than start-up.
+func (g *Generator) Reset() {
+	for _, s := range g.stats {
+		s.reset()
+	}
+}

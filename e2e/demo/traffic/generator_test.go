@@ -187,6 +187,14 @@ func TestStatsHandler(t *testing.T) {
 		t.Errorf("table stats %q, want a header and 100.0%%", rec.Body.String())
 	}
 	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("POST", "/stats?reset=1", nil))
+	if rec.Code != http.StatusNoContent {
+		t.Errorf("reset status %d, want 204", rec.Code)
+	}
+	if s := g.Snapshot()[0]; s.Requests != 0 || s.P50Ms != 0 {
+		t.Errorf("after reset %+v, want zero figures", s)
+	}
+	rec = httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/stats?format=xml", nil))
 	if rec.Code != http.StatusBadRequest {
 		t.Errorf("format=xml status %d, want 400", rec.Code)

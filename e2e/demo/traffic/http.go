@@ -4,23 +4,39 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"sync"
 	"text/tabwriter"
 	"time"
 )
 
 // Report is the /stats document.
 type Report struct {
-	// Since is when the generator's HTTP handler was created (roughly: process start).
+	// Since is when the figures started: the generator's start or the last reset.
 	Since   time.Time     `json:"since"`
 	Targets []TargetStats `json:"targets"`
 }
 
-// StatsHandler serves the generator's stats: JSON by default, an aligned text table with
-// ?format=table.
+// StatsHandler serves the generator's stats: GET returns JSON by default, an aligned text table
+// with ?format=table; POST with ?reset (POST /stats?reset=1) zeroes the figures.
 func (g *Generator) StatsHandler() http.Handler {
+	var mu sync.Mutex
 	since := time.Now().UTC()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			if !r.URL.Query().Has("reset") {
+				http.Error(w, "POST /stats needs ?reset", http.StatusBadRequest)
+				return
+			}
+			mu.Lock()
+			g.Reset()
+			since = time.Now().UTC()
+			mu.Unlock()
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		mu.Lock()
 		rep := Report{Since: since, Targets: g.Snapshot()}
+		mu.Unlock()
 		switch r.URL.Query().Get("format") {
 		case "", "json":
 			w.Header().Set("Content-Type", "application/json")

@@ -81,6 +81,14 @@ func (s *stats) record(_ time.Duration, err error) {
 	s.cur.LastError = err.Error()
 }
 
+// reset zeroes the counters and latencies; requests in flight stay counted as in flight.
+func (s *stats) reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cur = TargetStats{Name: s.cur.Name, Rate: s.cur.Rate, InFlight: s.cur.InFlight}
+	s.lat, s.next = s.lat[:0], 0
+}
+
 func (s *stats) snapshot() TargetStats {
 	s.mu.Lock()
 	out := s.cur

@@ -92,7 +92,7 @@ func run() error {
 	var health serve.Health
 	mux := http.NewServeMux()
 	mux.Handle("GET /healthz", &health)
-	mux.Handle("GET /stats", g.StatsHandler())
+	mux.Handle("/stats", g.StatsHandler())
 	srvCtx, stopSrv := context.WithCancel(ctx)
 	defer stopSrv()
 	srvErr := make(chan error, 1)
