@@ -490,3 +490,28 @@ func TestBatchedSync(t *testing.T) {
 	}
 	t.Logf("one full restore of %d service ports: %v", n, time.Since(start).Round(time.Millisecond))
 }
+
+// TestRunnerOwnNamespace checks the production path (NetNS ""): commands run in the namespace of
+// the calling thread, here a test node namespace, and not in the host's.
+func TestRunnerOwnNamespace(t *testing.T) {
+	tn := newTestNet(t, 0)
+	chain := "WSV" + strings.ToUpper(strconv.FormatInt(int64(os.Getpid()), 36)) + "-SVC-RUNNER"
+	var err error
+	inNetns(t, tn.node, func() {
+		err = runner{}.restore(context.Background(), []byte("*nat\n:"+chain+" - [0:0]\nCOMMIT\n"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(saveNode(t, tn), ":"+chain) {
+		t.Errorf("chain %s not created in the node namespace", chain)
+	}
+	host, err := exec.Command("iptables-save", "-t", "nat").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(host), chain) {
+		t.Errorf("chain %s leaked into the host namespace", chain)
+		_ = exec.Command("iptables", "-w", "5", "-t", "nat", "-X", chain).Run() // ours alone, by its unique name
+	}
+}
