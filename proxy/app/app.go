@@ -125,6 +125,7 @@ func (a *App) newDirection(d record.Direction, addrs []string, opaque []uint16, 
 		ErrorCounter:    func(d record.Direction, err error) { a.metrics.ObserveError(d, proxyerr.KindOf(err)) },
 		MaxHeaderBytes:  a.cfg.MaxHeaderBytes,
 		IdleTimeout:     a.cfg.IdleTimeout,
+		HeaderTimeout:   a.cfg.HeaderTimeout,
 		ResponseTimeout: a.cfg.ResponseTimeout,
 		Logger:          a.log,
 	})

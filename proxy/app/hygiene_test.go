@@ -3,6 +3,7 @@ package app
 import (
 	"bufio"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -171,5 +172,37 @@ destinations:
 		if !strings.Contains(out, want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+}
+
+// TestSlowHeaders: a client that never finishes its request head is
+// answered 408 and closed; a slow body is not cut by the header timeout.
+func TestSlowHeaders(t *testing.T) {
+	up := newUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Write(b)
+	}))
+	h := newHarness(t, func(c *config.Config) { c.HeaderTimeout = 300 * time.Millisecond })
+	h.to(up.addr)
+	head, _ := rawExchange(t, h.outbound(), "GET / HTTP/1.1\r\nHost: a\r\nX-Slow: ")
+	if !strings.HasPrefix(head, "HTTP/1.1 408") {
+		t.Fatalf("slow head: %q, want 408", head)
+	}
+	c, err := net.Dial("tcp", h.outbound())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n\r\nabc")
+	time.Sleep(800 * time.Millisecond) // longer than the header timeout
+	io.WriteString(c, "def")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || string(b) != "abcdef" {
+		t.Fatalf("slow body: %d %q", resp.StatusCode, b)
 	}
 }

@@ -44,6 +44,9 @@ type Config struct {
 	// ResponseTimeout bounds the wait for an HTTP response's headers (504);
 	// zero means no limit.
 	ResponseTimeout time.Duration
+	// HeaderTimeout bounds reading an HTTP/1 request head (slow clients get
+	// 408 and are closed); bodies are not limited by it.
+	HeaderTimeout time.Duration
 	// IdleTimeout closes client connections idle for this long.
 	IdleTimeout time.Duration
 	// MaxHeaderBytes bounds an HTTP/1 request head; larger heads get 431.
@@ -73,6 +76,7 @@ func Default() Config {
 		DetectTimeout:       500 * time.Millisecond,
 		ConnectTimeout:      1 * time.Second,
 		ResponseTimeout:     0,
+		HeaderTimeout:       10 * time.Second,
 		IdleTimeout:         90 * time.Second,
 		MaxHeaderBytes:      16 << 10,
 		ShutdownGracePeriod: 30 * time.Second,
@@ -98,6 +102,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	p.str("STATIC_DISCOVERY", &c.StaticDiscovery)
 	p.duration("CONNECT_TIMEOUT", &c.ConnectTimeout)
 	p.duration("HTTP_RESPONSE_TIMEOUT", &c.ResponseTimeout)
+	p.duration("HTTP_HEADER_READ_TIMEOUT", &c.HeaderTimeout)
 	p.duration("IDLE_TIMEOUT", &c.IdleTimeout)
 	p.integer("MAX_HEADER_BYTES", &c.MaxHeaderBytes)
 	p.duration("SHUTDOWN_GRACE_PERIOD", &c.ShutdownGracePeriod)
@@ -123,6 +128,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%sCONNECT_TIMEOUT: must be positive, got %s", Prefix, c.ConnectTimeout)
 	case c.ResponseTimeout < 0:
 		return fmt.Errorf("%sHTTP_RESPONSE_TIMEOUT: must not be negative, got %s", Prefix, c.ResponseTimeout)
+	case c.HeaderTimeout <= 0:
+		return fmt.Errorf("%sHTTP_HEADER_READ_TIMEOUT: must be positive, got %s", Prefix, c.HeaderTimeout)
 	case c.IdleTimeout <= 0:
 		return fmt.Errorf("%sIDLE_TIMEOUT: must be positive, got %s", Prefix, c.IdleTimeout)
 	case c.MaxHeaderBytes < 1024 || c.MaxHeaderBytes > 1<<20:

@@ -49,6 +49,10 @@ type Config struct {
 	// IdleTimeout closes keep-alive client connections idle this long and
 	// pooled upstream connections idle this long; 0 means 90s.
 	IdleTimeout time.Duration
+	// HeaderTimeout bounds reading a request head, from its first byte (or
+	// the connection's start) to the blank line; 0 means 10s. The body is
+	// not limited.
+	HeaderTimeout time.Duration
 	// ResponseTimeout bounds the wait for response headers after the
 	// request was sent (504); 0 means no limit.
 	ResponseTimeout time.Duration
@@ -81,6 +85,9 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.IdleTimeout == 0 {
 		cfg.IdleTimeout = 90 * time.Second
 	}
+	if cfg.HeaderTimeout == 0 {
+		cfg.HeaderTimeout = 10 * time.Second
+	}
 	if cfg.MaxConnsPerEndpoint == 0 {
 		cfg.MaxConnsPerEndpoint = 1024
 	}
@@ -105,11 +112,22 @@ func New(cfg Config) (*Proxy, error) {
 		// read ahead before the handler runs: the rest is streamed.
 		MaxRequestBodySize: 64 << 10,
 		IdleTimeout:        cfg.IdleTimeout,
-		Concurrency:        1 << 20,
-		Logger:             fasthttpLogger{cfg.Logger},
+		// ReadTimeout covers the request head only: once it is in,
+		// HeaderReceived pushes the deadline out so streamed bodies
+		// (uploads, long polls) are not cut.
+		ReadTimeout: cfg.HeaderTimeout,
+		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+			return fasthttp.RequestConfig{ReadTimeout: noDeadline}
+		},
+		Concurrency: 1 << 20,
+		Logger:      fasthttpLogger{cfg.Logger},
 	}
 	return p, nil
 }
+
+// noDeadline is "no read deadline" for fasthttp, which treats 0 as "use
+// the server's default".
+const noDeadline = 100 * 365 * 24 * time.Hour
 
 // conn carries a client connection's original destination to the handler
 // and the record reused by its (sequential) requests.
