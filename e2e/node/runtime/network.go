@@ -169,6 +169,12 @@ func (r *Runtime) setupPodNetwork(nsName, hostVeth string, ip, ip6 netip.Addr) e
 	if err != nil {
 		return fmt.Errorf("look up veth %s: %w", hostVeth, err)
 	}
+	// Hairpin mode lets a pod reach itself through its own Service: the DNATed
+	// packet goes back out of the bridge port it came in on (kubelet's
+	// hairpin-veth mode).
+	if err := netlink.LinkSetHairpin(host, true); err != nil {
+		return fmt.Errorf("set hairpin mode on %s: %w", hostVeth, err)
+	}
 	if err := netlink.LinkSetUp(host); err != nil {
 		return fmt.Errorf("bring veth %s up: %w", hostVeth, err)
 	}

@@ -23,6 +23,10 @@ func TestSandboxNetworking(t *testing.T) {
 	if a.PodIPs()[0] == b.PodIPs()[0] {
 		t.Fatalf("both pods got %s", a.PodIPs()[0])
 	}
+	// A pod reaching itself through its Service needs hairpin mode on its port.
+	if mode, err := os.ReadFile("/sys/class/net/" + a.hostVeth + "/brport/hairpin_mode"); err != nil || strings.TrimSpace(string(mode)) != "1" {
+		t.Fatalf("hairpin mode on %s = %q (%v), want 1", a.hostVeth, mode, err)
+	}
 	again, err := rt.CreateSandbox(context.Background(), a.pod)
 	if err != nil || again != a {
 		t.Fatalf("CreateSandbox is not idempotent: %v %v", again, err)
