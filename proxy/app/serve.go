@@ -56,6 +56,17 @@ func (a *App) serve(d *direction, c net.Conn) {
 		c.Close()
 		return
 	}
+	// A connection that was not redirected (someone dialled the proxy's
+	// port itself) reports its own local address; forwarding it would make
+	// the proxy connect to itself, forever.
+	if la, ok := c.LocalAddr().(*net.TCPAddr); ok {
+		if lap := la.AddrPort(); lap.Port() == orig.Port() && lap.Addr().Unmap() == orig.Addr().Unmap() {
+			a.log.Debug("connection to the proxy's own port, not redirected", "direction", d.dir.String(), "addr", orig.String())
+			a.metrics.ObserveError(d.dir, proxyerr.BadRequest)
+			c.Close()
+			return
+		}
+	}
 	if _, opaque := slices.BinarySearch(d.opaque, orig.Port()); opaque {
 		a.metrics.ObserveDetect(d.dir, detect.Opaque, metrics.Skipped)
 		a.forwardTCP(d, c, orig)

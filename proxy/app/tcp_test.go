@@ -137,3 +137,23 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 	t.Fatal("condition not met within 10s")
 }
+
+// TestSelfConnectionRefused: a connection whose original destination is the
+// proxy's own listener (not redirected) is closed instead of looping.
+func TestSelfConnectionRefused(t *testing.T) {
+	h := newHarness(t, nil)
+	h.to(h.outbound())
+	c, err := net.Dial("tcp", h.outbound())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	if b, err := io.ReadAll(c); err != nil || len(b) != 0 {
+		t.Fatalf("got %q %v, want a plain close", b, err)
+	}
+	if !strings.Contains(scrape(t, h), `weft_proxy_errors_total{direction="outbound",kind="bad_request"} 1`) {
+		t.Error("not counted")
+	}
+}
