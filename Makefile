@@ -12,7 +12,7 @@ export WEFT_CACHE_DIR := $(CACHE)
 # Every main package of the module becomes bin/<directory name>.
 MAINS = $(shell $(GO) list -f '{{if eq .Name "main"}}{{.ImportPath}}{{end}}' ./...)
 
-.PHONY: all build deps kube-bins test test-unit e2e demo demo-down bench lint generate clean
+.PHONY: all build deps kube-bins test test-unit e2e cluster-up cluster-down demo demo-down bench lint generate clean
 
 all: build
 
@@ -31,8 +31,15 @@ test: deps build kube-bins lint test-unit e2e ## everything CI runs
 test-unit: ## unit and integration tests (real sockets, network namespaces)
 	$(GO) test -count=1 -timeout 30m ./...
 
-e2e: build kube-bins ## end-to-end tests against the local cluster
-	$(GO) test -count=1 -tags e2e -timeout 45m -v ./e2e/tests/... 2>&1 | tee $(CACHE)/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)' ; exit $${PIPESTATUS[0]}
+e2e: deps build kube-bins ## end-to-end tests against the local cluster (started if needed)
+	@mkdir -p $(CACHE)
+	$(GO) test -count=1 -tags e2e -p 1 -timeout 45m -v ./e2e/cluster/ ./e2e/tests/... 2>&1 | tee $(CACHE)/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)' ; exit $${PIPESTATUS[0]}
+
+cluster-up: deps build kube-bins ## start the local cluster (idempotent)
+	bin/weft-cluster up
+
+cluster-down: ## stop the local cluster and remove its state
+	bin/weft-cluster down
 
 demo: deps build kube-bins ## local cluster + demo app, then traffic figures
 	@bash e2e/scripts/demo.sh up
