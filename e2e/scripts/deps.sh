@@ -5,7 +5,7 @@
 set -euo pipefail
 
 packages=(
-  iptables iproute2 etcd-server protobuf-compiler util-linux conntrack tcpdump tshark
+  iptables iproute2 etcd-server protobuf-compiler libprotobuf-dev util-linux conntrack tcpdump tshark
   nginx haproxy wrk nghttp2-client prometheus
 )
 
