@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -156,6 +157,68 @@ func TestRecordLifecycle(t *testing.T) {
 	if err := RecordLifecycle(ctx, LifecycleConfig{}, &out); err == nil {
 		t.Error("RecordLifecycle without a name: want error")
 	}
+}
+
+func TestRecordLifecycleReadyAfter(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- RecordLifecycle(ctx, LifecycleConfig{Name: "side", Listen: addr, ReadyAfter: 50 * time.Millisecond}, &out)
+	}()
+	var codes []int
+	for i := 0; i < 500; i++ {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err != nil {
+			time.Sleep(5 * time.Millisecond)
+			continue
+		}
+		resp.Body.Close()
+		if len(codes) == 0 || codes[len(codes)-1] != resp.StatusCode {
+			codes = append(codes, resp.StatusCode)
+		}
+		if resp.StatusCode == 200 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(codes) != "[503 200]" {
+		t.Errorf("healthz codes over time %v, want [503 200]", codes)
+	}
+	var events []string
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		events = append(events, strings.Join(strings.Fields(l)[:2], " "))
+	}
+	if want := "start side,ready side,stop side"; strings.Join(events, ",") != want {
+		t.Errorf("events %v, want %s", events, want)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func TestMutate(t *testing.T) {

@@ -49,8 +49,8 @@ func TestServiceReachability(t *testing.T) {
 	}
 }
 
-// TestNativeSidecarOrdering: a native sidecar starts (and passes its startup probe) before the
-// main container starts, and stops only after the main container has exited.
+// TestNativeSidecarOrdering: a native sidecar starts and passes its startup probe before the main
+// container starts, and stops only after the main container has exited.
 func TestNativeSidecarOrdering(t *testing.T) {
 	t.Parallel()
 	ns := newNamespace(t)
@@ -67,7 +67,7 @@ func TestNativeSidecarOrdering(t *testing.T) {
 	for _, c := range []string{"sidecar", "main"} {
 		for _, line := range strings.Split(logs.text(t, c), "\n") {
 			f := strings.Fields(line)
-			if len(f) != 3 || (f[0] != "start" && f[0] != "stop") || f[1] != c {
+			if len(f) != 3 || (f[0] != "start" && f[0] != "ready" && f[0] != "stop") || f[1] != c {
 				continue
 			}
 			ts, err := strconv.ParseInt(f[2], 10, 64)
@@ -77,16 +77,16 @@ func TestNativeSidecarOrdering(t *testing.T) {
 			events[f[0]+" "+c] = ts
 		}
 	}
-	for _, e := range []string{"start sidecar", "start main", "stop main", "stop sidecar"} {
+	order := []string{"start sidecar", "ready sidecar", "start main", "stop main", "stop sidecar"}
+	for _, e := range order {
 		if _, ok := events[e]; !ok {
 			t.Fatalf("no %q line in the container logs (have %v)", e, events)
 		}
 	}
-	if !(events["start sidecar"] < events["start main"]) {
-		t.Errorf("main started at %d, before the sidecar at %d", events["start main"], events["start sidecar"])
-	}
-	if !(events["stop main"] < events["stop sidecar"]) {
-		t.Errorf("sidecar stopped at %d, before main at %d", events["stop sidecar"], events["stop main"])
+	for i := 1; i < len(order); i++ {
+		if a, b := order[i-1], order[i]; !(events[a] < events[b]) {
+			t.Errorf("%q at %d is not before %q at %d (want order %v)", a, events[a], b, events[b], order)
+		}
 	}
 }
 

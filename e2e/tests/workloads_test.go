@@ -148,9 +148,9 @@ func TestJobWithNativeSidecarCompletes(t *testing.T) {
 }
 
 // sidecarContainer is a native sidecar that records its lifecycle and gates the main containers
-// with a startup probe.
+// with a startup probe that passes only after it has recorded "ready" (1 s after its start).
 func sidecarContainer() corev1.Container {
-	c := testappContainer("sidecar", "record-lifecycle", "-", "--name", "sidecar", "--listen", ":8081")
+	c := testappContainer("sidecar", "record-lifecycle", "-", "--name", "sidecar", "--listen", ":8081", "--ready-after", "1s")
 	c.RestartPolicy = ptr(corev1.ContainerRestartPolicyAlways)
 	c.StartupProbe = &corev1.Probe{
 		ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(8081)}},

@@ -118,6 +118,7 @@ func lifecycleCmd() *cobra.Command {
 		}}
 	c.Flags().StringVar(&cfg.Name, "name", os.Getenv("CONTAINER_NAME"), "name in the lines (default $CONTAINER_NAME, else the hostname)")
 	c.Flags().StringVar(&cfg.Listen, "listen", "", "serve /healthz here while running (for probes)")
+	c.Flags().DurationVar(&cfg.ReadyAfter, "ready-after", 0, "with --listen: answer 503 this long, then record ready and answer 200")
 	c.Flags().DurationVar(&cfg.For, "for", 0, "stop by itself after this long (0: only on SIGTERM)")
 	return c
 }
