@@ -57,6 +57,10 @@ type Config struct {
 	BackoffMin, BackoffMax time.Duration
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
+	// WorkloadAPIAddr, when set by FromEnv, says the proxy should take its
+	// SVIDs from a SPIFFE Workload API (NewWorkloadSource) instead of a
+	// Manager; the other fields are then unset. New ignores it.
+	WorkloadAPIAddr string
 }
 
 // Environment variables FromEnv reads.
@@ -92,6 +96,9 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		if off {
 			return Config{}, ErrDisabled
 		}
+	}
+	if v := getenv(EnvWorkloadAPIAddr); v != "" {
+		return Config{WorkloadAPIAddr: v}, nil
 	}
 	c := Config{
 		TokenFile:        getenv(EnvTokenFile),

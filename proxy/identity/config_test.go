@@ -25,6 +25,7 @@ func TestFromEnv(t *testing.T) {
 		{"bad local name", map[string]string{identity.EnvLocalName: "https://x/y", identity.EnvTrustAnchors: pem}, "", identity.EnvLocalName},
 		{"bad trust domain", map[string]string{identity.EnvTrustDomain: "Bad Domain", identity.EnvPodNamespace: "a", identity.EnvPodServiceAccount: "b", identity.EnvTrustAnchors: pem}, "", identity.EnvTrustDomain},
 		{"bad service name", map[string]string{identity.EnvServiceName: "nope", identity.EnvLocalName: "spiffe://cluster.local/ns/a/sa/b", identity.EnvTrustAnchors: pem}, "", identity.EnvServiceName},
+		{"workload api", map[string]string{identity.EnvWorkloadAPIAddr: "unix:///run/spire/agent.sock"}, "", ""},
 		{"no anchors", map[string]string{identity.EnvLocalName: "spiffe://cluster.local/ns/a/sa/b"}, "", identity.EnvTrustAnchors},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -40,6 +41,9 @@ func TestFromEnv(t *testing.T) {
 			}
 			if err != nil {
 				t.Fatal(err)
+			}
+			if tc.name == "workload api" && c.WorkloadAPIAddr != tc.env[identity.EnvWorkloadAPIAddr] {
+				t.Fatalf("workload api addr %q", c.WorkloadAPIAddr)
 			}
 			if c.LocalID.String() != tc.wantID {
 				t.Fatalf("id %s, want %s", c.LocalID, tc.wantID)
