@@ -257,7 +257,12 @@ func resources(a map[string]string, v Values) (corev1.ResourceRequirements, erro
 	return r, nil
 }
 
+// joinPorts renders a port list for the proxy's environment; an empty list
+// is "none" (an empty value would mean the proxy's defaults).
 func joinPorts(ps []uint16) string {
+	if len(ps) == 0 {
+		return "none"
+	}
 	s := make([]string, len(ps))
 	for i, p := range ps {
 		s[i] = strconv.Itoa(int(p))
