@@ -29,6 +29,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
 
 	identityv1 "github.com/weftmesh/weft/api/identity/v1"
@@ -219,7 +220,14 @@ func (m *Manager) Start(ctx context.Context) {
 func (m *Manager) Run(ctx context.Context) error {
 	tlsConf := tlsconfig.TLSClientConfig(m, tlsconfig.AuthorizeID(m.cfg.ServiceID))
 	tlsConf.MinVersion = tls.VersionTLS13
-	conn, err := grpc.NewClient(m.cfg.ServiceAddr, grpc.WithTransportCredentials(credentials.NewTLS(tlsConf)))
+	// gRPC's own reconnect back-off (up to 120 s) would make RPCs fail fast
+	// long after the service is back; align it with ours.
+	conn, err := grpc.NewClient(m.cfg.ServiceAddr,
+		grpc.WithTransportCredentials(credentials.NewTLS(tlsConf)),
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: m.cfg.BackoffMin, Multiplier: 2, Jitter: 0.2, MaxDelay: m.cfg.BackoffMax},
+			MinConnectTimeout: m.cfg.RequestTimeout,
+		}))
 	if err != nil {
 		return fmt.Errorf("identity: client for %s: %w", m.cfg.ServiceAddr, err)
 	}
