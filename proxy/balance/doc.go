@@ -7,7 +7,10 @@
 //     (peak); otherwise est = est·e^(−Δt/τ) + rtt·(1 − e^(−Δt/τ)) with
 //     τ = 10 s. Reading the cost decays the estimate toward zero the same way,
 //     so an endpoint that has not been tried for a while is tried again;
-//   - cost = estimate × (pending + 1); a new endpoint starts at 30 ms;
+//   - cost = estimate × (pending + 1); a new endpoint starts at 30 ms, and
+//     while it has never answered and has nothing pending it costs 0, so an
+//     added endpoint gets a request at once (tower would make it wait until
+//     the others' estimates exceed the default);
 //   - a pick draws two distinct endpoints at random among the ready ones and
 //     takes the cheaper.
 //

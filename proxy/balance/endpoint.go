@@ -25,8 +25,9 @@ type Endpoint struct {
 	pending atomic.Int64
 
 	mu    sync.Mutex
-	est   float64 // RTT estimate, ns
-	stamp int64   // when est was last updated
+	est     float64 // RTT estimate, ns
+	stamp   int64   // when est was last updated
+	sampled bool    // a request has ended here
 
 	failures atomic.Int32  // consecutive failures
 	state    atomic.Uint32 // stateReady, stateEjected, stateProbation
@@ -67,17 +68,27 @@ func (e *Endpoint) observe(rtt float64, now int64) {
 	e.mu.Lock()
 	e.est = peakEWMA(e.est, e.stamp, now, rtt, e.b.tau)
 	e.stamp = now
+	e.sampled = true
 	e.mu.Unlock()
 }
 
-// cost is estimate × (pending + 1), the estimate first decayed to now.
+// cost is estimate × (pending + 1), the estimate first decayed to now. An
+// idle endpoint that has never answered costs nothing, so an added endpoint
+// receives a request at once even when the others' estimates have decayed
+// below the default RTT; once it has a request pending it costs the default
+// RTT × (pending + 1) until its first sample.
 func (e *Endpoint) cost(now int64) float64 {
+	pending := e.pending.Load()
 	e.mu.Lock()
+	if !e.sampled && pending == 0 {
+		e.mu.Unlock()
+		return 0
+	}
 	e.est = peakEWMA(e.est, e.stamp, now, 0, e.b.tau)
 	e.stamp = now
 	est := e.est
 	e.mu.Unlock()
-	return est * float64(e.pending.Load()+1)
+	return est * float64(pending+1)
 }
 
 // Estimate is the current RTT estimate in nanoseconds (not decayed to now).

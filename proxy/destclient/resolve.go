@@ -1,0 +1,129 @@
+package destclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/weftmesh/weft/proxy/profile"
+	"github.com/weftmesh/weft/proxy/proxyerr"
+	"github.com/weftmesh/weft/proxy/target"
+)
+
+var errNoEndpoints = errors.New("destination has no endpoints")
+
+// Resolve implements discovery.Resolver: ResolveContext without a context.
+func (c *Client) Resolve(authority string, orig netip.AddrPort) (target.Endpoint, error) {
+	return c.ResolveContext(context.Background(), authority, orig)
+}
+
+// ResolveContext picks the endpoint for one request (or TCP connection):
+//
+//   - the target is the authority when its host is under a configured
+//     suffix, else the original destination address; with neither, or when
+//     the destination does not know the target, Fallback resolves it;
+//   - a profile's dstOverrides split picks the authority first;
+//   - with endpoints, the balancer picks one (P2C over peak-EWMA); the
+//     returned endpoint's Load must be ended by the caller (Begin/End);
+//   - without any (NoEndpoints, or no answer yet), it waits up to
+//     FailFastTimeout (or ctx) for one; then fails with proxyerr.NoEndpoints,
+//     except that a target the control plane never answered for goes to the
+//     fallback (pass-through), so a control-plane outage at start-up does
+//     not fail traffic that would work without it.
+//
+// It does not allocate once a target is subscribed and has endpoints.
+func (c *Client) ResolveContext(ctx context.Context, authority string, orig netip.AddrPort) (target.Endpoint, error) {
+	s := c.lookup(authority, orig)
+	if s == nil {
+		return c.cfg.Fallback.Resolve(authority, orig)
+	}
+	s.touch()
+	if p := s.prof.Load(); p != nil && p.Split != nil {
+		if o := c.override(p.Split.Pick(), s); o != nil {
+			s = o
+			s.touch()
+		}
+	}
+	if s.state.Load() == stateKnown {
+		if ep, ok := s.bal.Pick(); ok {
+			return ep, nil
+		}
+	}
+	return c.await(ctx, s, authority, orig)
+}
+
+// override returns the subscription of a split's chosen authority; nil when
+// it is the target itself or cannot be subscribed.
+func (c *Client) override(authority string, self *sub) *sub {
+	c.mu.RLock()
+	o, ok := c.byName[authority]
+	c.mu.RUnlock()
+	if ok {
+		if o == self {
+			return nil
+		}
+		return o
+	}
+	return c.subscribe(authority, netip.AddrPort{}, authority)
+}
+
+// await is the slow path: wait for endpoints (or for the destination to
+// say it does not know the target).
+func (c *Client) await(ctx context.Context, s *sub, authority string, orig netip.AddrPort) (target.Endpoint, error) {
+	t := time.NewTimer(c.cfg.FailFastTimeout)
+	defer t.Stop()
+	for {
+		ch := s.wait()
+		switch s.state.Load() {
+		case stateUnknown:
+			return c.cfg.Fallback.Resolve(authority, orig)
+		case stateKnown:
+			if ep, ok := s.bal.Pick(); ok {
+				return ep, nil
+			}
+		}
+		select {
+		case <-ch:
+		case <-t.C:
+			if s.state.Load() == statePending {
+				c.cfg.Logger.Debug("destination did not answer in time; falling back", "target", s.path)
+				return c.cfg.Fallback.Resolve(authority, orig)
+			}
+			return target.Endpoint{}, proxyerr.New(proxyerr.NoEndpoints, fmt.Errorf("%s: %w after %v", s.path, errNoEndpoints, c.cfg.FailFastTimeout))
+		case <-ctx.Done():
+			return target.Endpoint{}, proxyerr.New(proxyerr.KindOf(ctx.Err()), ctx.Err())
+		}
+	}
+}
+
+// Profile returns the compiled profile for a request's target, nil when
+// there is none (no subscription, the destination does not know the target,
+// or no answer within FailFastTimeout). A target's first request waits for
+// the first profile message. The fast path does not allocate.
+func (c *Client) Profile(ctx context.Context, authority string, orig netip.AddrPort) *profile.Profile {
+	s := c.lookup(authority, orig)
+	if s == nil {
+		return nil
+	}
+	s.touch()
+	if s.profState.Load() != statePending {
+		return s.prof.Load()
+	}
+	t := time.NewTimer(c.cfg.FailFastTimeout)
+	defer t.Stop()
+	for {
+		ch := s.wait()
+		if s.profState.Load() != statePending {
+			return s.prof.Load()
+		}
+		select {
+		case <-ch:
+		case <-t.C:
+			return nil
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
