@@ -24,7 +24,7 @@ type Endpoint struct {
 
 	pending atomic.Int64
 
-	mu    sync.Mutex
+	mu      sync.Mutex
 	est     float64 // RTT estimate, ns
 	stamp   int64   // when est was last updated
 	sampled bool    // a request has ended here
