@@ -125,8 +125,7 @@ func TestMeshedPodsHTTPgRPCTCP(t *testing.T) {
 	tr := waitPod(t, ns, "traffic", "to be running", func(p *corev1.Pod) bool { return p.Status.PodIP != "" && podReady(p) })
 
 	// TCP through both proxies: a meshed client writes, half-closes and reads the echo.
-	client := meshed(t, testappPod("tcp-client", "tcp", ip+":9000", "hello-through-weft"), noIdentity)
-	createPod(t, ns, client)
+	client := createPod(t, ns, meshed(t, testappPod("tcp-client", "tcp", ip+":9000", "hello-through-weft"), noIdentity))
 	logs := followLogs(t, client, "app")
 	waitSucceeded(t, ns, client.Name, logs)
 	if out := logs.text(t, "app"); !strings.Contains(out, "hello-through-weft") {
