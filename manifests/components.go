@@ -23,6 +23,9 @@ type component struct {
 	podAnnotations map[string]string
 	volumes        []corev1.Volume
 	mounts         []corev1.VolumeMount
+	// fsGroup makes mounted Secrets group-readable by the non-root
+	// controller user (0 means none).
+	fsGroup int64
 }
 
 // components are identity, destination and proxy-injector, in that order
@@ -80,9 +83,10 @@ func components(v *Values) []component {
 				annotations.SkipInboundPorts: strconv.Itoa(injectorPort),
 			},
 			volumes: []corev1.Volume{{Name: "tls", VolumeSource: corev1.VolumeSource{
-				Secret: &corev1.SecretVolumeSource{SecretName: InjectorTLSName, DefaultMode: ptr(int32(0o400))},
+				Secret: &corev1.SecretVolumeSource{SecretName: InjectorTLSName, DefaultMode: ptr(int32(0o440))},
 			}}},
-			mounts: []corev1.VolumeMount{{Name: "tls", MountPath: injectorTLSDir, ReadOnly: true}},
+			fsGroup: controllerUID,
+			mounts:  []corev1.VolumeMount{{Name: "tls", MountPath: injectorTLSDir, ReadOnly: true}},
 		},
 	}
 }

@@ -383,3 +383,23 @@ func TestRenderMeshesControlPlane(t *testing.T) {
 		}
 	}
 }
+
+// TestInjectorCanReadItsCertificate: the controller runs as a non-root user,
+// so the mounted webhook Secret must be group-readable through fsGroup (a
+// 0400 root-owned key made the injector crash in the local cluster).
+func TestInjectorCanReadItsCertificate(t *testing.T) {
+	v := testValues()
+	out, err := Render(v, testCerts(t, &v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := dig(t, find(t, docs(t, out), "Deployment", InjectorName), "spec", "template", "spec")
+	if dig(t, spec, "securityContext", "fsGroup") != float64(controllerUID) {
+		t.Fatal("injector pod has no fsGroup for its Secret volume")
+	}
+	for _, vol := range dig(t, spec, "volumes").([]any) {
+		if vol.(map[string]any)["name"] == "tls" && dig(t, vol, "secret", "defaultMode").(float64) != 0o440 {
+			t.Fatalf("tls volume mode %v, want 0440", dig(t, vol, "secret", "defaultMode"))
+		}
+	}
+}

@@ -127,6 +127,9 @@ func podSpec(v *Values, comp component) corev1.PodSpec {
 		Containers:                   []corev1.Container{c},
 		Volumes:                      comp.volumes,
 	}
+	if comp.fsGroup != 0 {
+		spec.SecurityContext = &corev1.PodSecurityContext{FSGroup: ptr(comp.fsGroup)}
+	}
 	if v.HA {
 		spec.Affinity = &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
 			// Preferred, not required: a cluster with fewer nodes than
