@@ -62,7 +62,9 @@ func newUpstream(t *testing.T, failN int64, status int) *upstream {
 	return u
 }
 
-func (u *upstream) addr() netip.AddrPort { return netip.MustParseAddrPort(u.srv.Listener.Addr().String()) }
+func (u *upstream) addr() netip.AddrPort {
+	return netip.MustParseAddrPort(u.srv.Listener.Addr().String())
+}
 
 type balancerResolver struct{ b *balance.Balancer }
 
