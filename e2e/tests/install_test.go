@@ -5,6 +5,7 @@ package tests
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -17,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/weftmesh/weft/cli/command"
+	"github.com/weftmesh/weft/internal/version"
 )
 
 // weftCLI runs the weft CLI in-process with args against the local cluster.
@@ -152,5 +154,68 @@ func TestVersionAgainstCluster(t *testing.T) {
 	}
 	if !strings.Contains(out, "Client version: ") || !strings.Contains(out, "Server version: unavailable (no weft control plane in namespace "+ns+")") {
 		t.Fatalf("version output:\n%s", out)
+	}
+}
+
+// TestInstallControlPlaneRuns applies `weft install` into a throwaway
+// namespace — without its MutatingWebhookConfiguration, which would see
+// every other test's pods — and waits until identity, destination and the
+// injector, each with its proxy, are available. It needs bin/weft-controller
+// and bin/weft-proxy (make build).
+func TestInstallControlPlaneRuns(t *testing.T) {
+	ns := newNamespace(t)
+	out, err := weftCLI(t, "install", "--weft-namespace", ns, "--ignore-cluster")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keep []string
+	for _, d := range docStart.Split(out, -1) {
+		if strings.TrimSpace(d) == "" || strings.Contains(d, "kind: MutatingWebhookConfiguration") || strings.Contains(d, "\nkind: Namespace\n") {
+			continue
+		}
+		keep = append(keep, d)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		for _, comp := range []string{"identity", "destination", "proxy-injector"} {
+			name := "weft-" + ns + "-" + comp
+			if err := kube.RbacV1().ClusterRoleBindings().Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+				t.Errorf("delete ClusterRoleBinding %s: %v", name, err)
+			}
+			if err := kube.RbacV1().ClusterRoles().Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+				t.Errorf("delete ClusterRole %s: %v", name, err)
+			}
+		}
+	})
+	kubectl(t, "---"+strings.Join(keep, "---"), "apply", "-f", "-")
+	for _, name := range []string{"weft-identity", "weft-destination", "weft-proxy-injector"} {
+		waitFor(t, podTimeout, "Deployment "+ns+"/"+name+" available", func(ctx context.Context) (bool, string, error) {
+			d, err := kube.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return false, "", err
+			}
+			return d.Status.AvailableReplicas >= 1, fmt.Sprintf("available %d of %d", d.Status.AvailableReplicas, d.Status.Replicas), nil
+		})
+	}
+	pods, err := kube.CoreV1().Pods(ns).List(ctxFor(t, time.Minute), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pods.Items {
+		meshed := false
+		for _, c := range append(append([]corev1.Container{}, p.Spec.InitContainers...), p.Spec.Containers...) {
+			meshed = meshed || c.Name == "weft-proxy"
+		}
+		if !meshed {
+			t.Errorf("control-plane pod %s has no proxy", p.Name)
+		}
+	}
+	ver, err := weftCLI(t, "version", "--weft-namespace", ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "Server version: " + version.Version + "\n"; !strings.Contains(ver, want) {
+		t.Fatalf("version output:\n%s\nwant %q", ver, want)
 	}
 }
