@@ -1,7 +1,5 @@
 //go:build e2e
 
-// Package tests is weft's end-to-end suite: it runs against the real local cluster
-// (e2e/cluster), starting it if needed, and asserts what a user of the cluster sees.
 package tests
 
 import (
