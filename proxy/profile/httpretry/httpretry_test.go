@@ -32,7 +32,7 @@ type upstream struct {
 	requests atomic.Int64
 	failN    int64
 	status   int
-	delay    time.Duration
+	delay    atomic.Int64 // ns
 	mu       sync.Mutex
 	bodies   []string
 }
@@ -45,9 +45,9 @@ func newUpstream(t *testing.T, failN int64, status int) *upstream {
 		u.mu.Lock()
 		u.bodies = append(u.bodies, string(b))
 		u.mu.Unlock()
-		if u.delay > 0 {
+		if d := time.Duration(u.delay.Load()); d > 0 {
 			select {
-			case <-time.After(u.delay):
+			case <-time.After(d):
 			case <-r.Context().Done():
 				return
 			}
@@ -195,18 +195,34 @@ func TestLargeBodyIsNotRetried(t *testing.T) {
 func TestTimeoutBoundsRetries(t *testing.T) {
 	t.Parallel()
 	u := newUpstream(t, 1000, http.StatusServiceUnavailable)
-	u.delay = 50 * time.Millisecond
+	u.delay.Store(int64(50 * time.Millisecond))
 	x, _ := executor(t, u.addr())
 	p := prof(t, &destinationv1.RetryBudget{RetryRatio: 1, MinRetriesPerSecond: 1000, Ttl: durationpb.New(10 * time.Second)},
 		rt("GET /slow", "GET", "/slow", true, 300*time.Millisecond))
 	start := time.Now()
-	_, res, err := x.Do(request("GET", "/slow", nil), netip.AddrPort{}, p)
+	resp, res, err := x.Do(request("GET", "/slow", nil), netip.AddrPort{}, p)
 	took := time.Since(start)
-	if proxyerr.KindOf(err) != proxyerr.Timeout || proxyerr.KindOf(err).HTTPStatus() != 504 {
+	// Either the deadline hit an attempt in flight (504), or the last
+	// failed response is returned because no back-off fits in the time left.
+	if err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != 503 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	} else if proxyerr.KindOf(err) != proxyerr.Timeout || proxyerr.KindOf(err).HTTPStatus() != 504 {
 		t.Fatalf("err %v, want a timeout (504)", err)
 	}
 	if took > 3*time.Second || res.Retries == 0 {
 		t.Fatalf("took %v with %d retries: the timeout must bound all attempts", took, res.Retries)
+	}
+
+	// An attempt still running at the deadline is a 504.
+	u.delay.Store(int64(5 * time.Second))
+	p = prof(t, nil, rt("GET /slow", "GET", "/slow", true, 100*time.Millisecond))
+	start = time.Now()
+	_, _, err = x.Do(request("GET", "/slow", nil), netip.AddrPort{}, p)
+	if proxyerr.KindOf(err) != proxyerr.Timeout || time.Since(start) > 3*time.Second {
+		t.Fatalf("err %v after %v, want a timeout at the route deadline", err, time.Since(start))
 	}
 }
 
