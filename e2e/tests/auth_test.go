@@ -37,14 +37,14 @@ func TestProjectedTokenReview(t *testing.T) {
 	}
 	role := "e2e-tokenreview-" + ns
 	if _, err := kube.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{
-		ObjectMeta: metav1.ObjectMeta{Name: role, Labels: map[string]string{"weft-e2e": "true"}},
+		ObjectMeta: metav1.ObjectMeta{Name: role, Labels: clusterScopedLabels(ns)},
 		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"tokenreviews"}, Verbs: []string{"create"}}},
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create clusterrole: %v", err)
 	}
 	t.Cleanup(func() { deleteClusterScoped(t, "clusterrole", role, kube.RbacV1().ClusterRoles().Delete) })
 	if _, err := kube.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: role, Labels: map[string]string{"weft-e2e": "true"}},
+		ObjectMeta: metav1.ObjectMeta{Name: role, Labels: clusterScopedLabels(ns)},
 		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: role},
 		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: sa, Namespace: ns}},
 	}, metav1.CreateOptions{}); err != nil {
@@ -115,7 +115,7 @@ func TestMutatingWebhook(t *testing.T) {
 	const selectLabel = "weft-e2e/mutate"
 	name := "e2e-mutate-" + ns
 	mwc := &admissionregv1.MutatingWebhookConfiguration{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"weft-e2e": "true"}},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: clusterScopedLabels(ns)},
 		Webhooks: []admissionregv1.MutatingWebhook{{
 			Name: "mutate.e2e.weft.io",
 			ClientConfig: admissionregv1.WebhookClientConfig{

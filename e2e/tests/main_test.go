@@ -51,6 +51,11 @@ func run(m *testing.M) int {
 		return 1
 	}
 	podsDir = filepath.Join(cacheDir(), "cluster", "node", "pods")
+	sctx, scancel := context.WithTimeout(context.Background(), time.Minute)
+	if err := removeStale(sctx); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
+	}
+	scancel()
 	return m.Run()
 }
 
