@@ -244,8 +244,13 @@ func TestControlPlaneDownAtStartFallsBackAfterFailFast(t *testing.T) {
 	if err != nil || ep.Addr != booksOrig || time.Since(start) < 150*time.Millisecond {
 		t.Fatalf("got %v %v after %v, want pass-through after the fail-fast timeout", ep.Addr, err, time.Since(start))
 	}
+	// The target's fail-fast window has passed: no more waiting.
+	start = time.Now()
 	if p := c.Profile(context.Background(), booksName, booksOrig); p != nil {
 		t.Fatal("no profile expected")
+	}
+	if ep, err := c.Resolve(booksName, booksOrig); err != nil || ep.Addr != booksOrig || time.Since(start) > 150*time.Millisecond {
+		t.Fatalf("second request: %v %v after %v, want pass-through at once", ep.Addr, err, time.Since(start))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -273,6 +278,26 @@ func TestIdleSubscriptionsAreReaped(t *testing.T) {
 	}
 	if c.Subscriptions() != 1 {
 		t.Fatalf("%d subscriptions after reuse", c.Subscriptions())
+	}
+}
+
+func TestResolveDoesNotAllocate(t *testing.T) {
+	cp := newControlPlane(t)
+	c := newClient(t, cp, nil)
+	ctx := context.Background()
+	for _, a := range []string{booksName, "BOOKS.demo.svc.cluster.local:80", ""} {
+		if _, err := c.Resolve(a, booksOrig); err != nil {
+			t.Fatal(err)
+		}
+		c.Profile(ctx, a, booksOrig)
+		n := testing.AllocsPerRun(200, func() {
+			ep, _ := c.Resolve(a, booksOrig)
+			ep.Load.End(ep.Load.Begin(), false)
+			c.Profile(ctx, a, booksOrig).Match("GET", "/books/1")
+		})
+		if n != 0 {
+			t.Errorf("authority %q: %v allocs per Resolve+Profile", a, n)
+		}
 	}
 }
 

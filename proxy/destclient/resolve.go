@@ -70,13 +70,18 @@ func (c *Client) override(authority string, self *sub) *sub {
 }
 
 // await is the slow path: wait for endpoints (or for the destination to
-// say it does not know the target).
+// say it does not know the target). A request waits at most FailFastTimeout;
+// while the target has never been answered for, waits end FailFastTimeout
+// after the subscription started, so once the control plane has been
+// silent that long requests go to the fallback without waiting.
 func (c *Client) await(ctx context.Context, s *sub, authority string, orig netip.AddrPort) (target.Endpoint, error) {
+	limit := time.Now().Add(c.cfg.FailFastTimeout)
 	t := time.NewTimer(c.cfg.FailFastTimeout)
 	defer t.Stop()
 	for {
 		ch := s.wait()
-		switch s.state.Load() {
+		state := s.state.Load()
+		switch state {
 		case stateUnknown:
 			return c.cfg.Fallback.Resolve(authority, orig)
 		case stateKnown:
@@ -84,14 +89,21 @@ func (c *Client) await(ctx context.Context, s *sub, authority string, orig netip
 				return ep, nil
 			}
 		}
-		select {
-		case <-ch:
-		case <-t.C:
-			if s.state.Load() == statePending {
+		d := time.Until(limit)
+		if state == statePending {
+			d = min(d, time.Until(s.created.Add(c.cfg.FailFastTimeout)))
+		}
+		if d <= 0 {
+			if state == statePending {
 				c.cfg.Logger.Debug("destination did not answer in time; falling back", "target", s.path)
 				return c.cfg.Fallback.Resolve(authority, orig)
 			}
 			return target.Endpoint{}, proxyerr.New(proxyerr.NoEndpoints, fmt.Errorf("%s: %w after %v", s.path, errNoEndpoints, c.cfg.FailFastTimeout))
+		}
+		t.Reset(d)
+		select {
+		case <-ch:
+		case <-t.C:
 		case <-ctx.Done():
 			return target.Endpoint{}, proxyerr.New(proxyerr.KindOf(ctx.Err()), ctx.Err())
 		}
@@ -100,8 +112,9 @@ func (c *Client) await(ctx context.Context, s *sub, authority string, orig netip
 
 // Profile returns the compiled profile for a request's target, nil when
 // there is none (no subscription, the destination does not know the target,
-// or no answer within FailFastTimeout). A target's first request waits for
-// the first profile message. The fast path does not allocate.
+// or no answer within FailFastTimeout of the subscription's start). A
+// target's first request waits for the first profile message. The fast
+// path does not allocate.
 func (c *Client) Profile(ctx context.Context, authority string, orig netip.AddrPort) *profile.Profile {
 	s := c.lookup(authority, orig)
 	if s == nil {
@@ -111,7 +124,11 @@ func (c *Client) Profile(ctx context.Context, authority string, orig netip.AddrP
 	if s.profState.Load() != statePending {
 		return s.prof.Load()
 	}
-	t := time.NewTimer(c.cfg.FailFastTimeout)
+	d := time.Until(s.created.Add(c.cfg.FailFastTimeout))
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
 	defer t.Stop()
 	for {
 		ch := s.wait()

@@ -35,6 +35,7 @@ type sub struct {
 	profState atomic.Uint32 // profile: statePending, stateKnown
 	prof      atomic.Pointer[profile.Profile]
 	lastUsed  atomic.Int64 // unix ns, coarse
+	created   time.Time    // waits for a first answer end FailFastTimeout after this
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced on every change
@@ -49,7 +50,7 @@ type sub struct {
 
 func newSub(c *Client, path string) *sub {
 	ctx, cancel := context.WithCancel(c.ctx)
-	s := &sub{c: c, path: path, bal: balance.New(c.cfg.Balance), changed: make(chan struct{}), ctx: ctx, cancel: cancel}
+	s := &sub{c: c, path: path, bal: balance.New(c.cfg.Balance), changed: make(chan struct{}), ctx: ctx, cancel: cancel, created: time.Now()}
 	s.touch()
 	return s
 }
