@@ -88,7 +88,7 @@ func run(ctx context.Context, args []string) error {
 	dur := fs.Duration("duration", 10*time.Second, "measured window per point")
 	warm := fs.Duration("warmup", 2*time.Second, "warm-up per point")
 	note := fs.String("note", "", "extra text for the report header (e.g. the weft commit)")
-	repeat := fs.Int("repeat", 2, "trials per point; the one with the lowest p50 is reported")
+	repeat := fs.Int("repeat", 2, "trials per point; the one with the lowest p99 (least disturbed) is reported")
 	_ = fs.Parse(args)
 	self, err := os.Executable()
 	if err != nil {
@@ -122,7 +122,7 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	var md strings.Builder
-	harness.WriteMarkdown(&md, rs, strings.TrimSpace(fmt.Sprintf("Measured %s, %s per point after %s warm-up, best of %d trials by p50, on %s (load average at the end: %s). %s",
+	harness.WriteMarkdown(&md, rs, strings.TrimSpace(fmt.Sprintf("Measured %s, %s per point after %s warm-up, best of %d trials by p99, on %s (load average at the end: %s). %s",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), *dur, *warm, *repeat, hostDesc(), loadAvg(), *note)))
 	if err := os.WriteFile(filepath.Join(*out, "results.md"), []byte(md.String()), 0o644); err != nil {
 		return err
