@@ -34,7 +34,10 @@ type Values struct {
 	// ProxyUID the proxy runs as; iptables exempts its traffic.
 	ProxyUID int64 `json:"proxyUID"`
 	// Resources of the proxy container ("" leaves a field unset).
-	CPURequest, CPULimit, MemoryRequest, MemoryLimit string
+	CPURequest    string `json:"cpuRequest"`
+	CPULimit      string `json:"cpuLimit"`
+	MemoryRequest string `json:"memoryRequest"`
+	MemoryLimit   string `json:"memoryLimit"`
 	// OpaquePorts is the default server-speaks-first list; a pod gets the
 	// intersection with its container ports unless it annotates its own.
 	OpaquePorts []uint16 `json:"opaquePorts"`
