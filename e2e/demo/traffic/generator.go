@@ -121,7 +121,7 @@ func (g *Generator) drive(ctx context.Context, t Target, st *stats, start, end t
 		select {
 		case sem <- struct{}{}:
 		default:
-			st.record(0, ErrDropped)
+			st.record(ErrDropped)
 			continue
 		}
 		st.begin()

@@ -63,10 +63,10 @@ func (s *stats) end(d time.Duration, err error) {
 		s.next = (s.next + 1) % window
 	}
 	s.mu.Unlock()
-	s.record(d, err)
+	s.record(err)
 }
 
-func (s *stats) record(_ time.Duration, err error) {
+func (s *stats) record(err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.cur.Requests++
