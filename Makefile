@@ -54,8 +54,9 @@ lint: ## gofmt + go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^e2e/kubebin/')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-generate: ## protobuf code and golden files
+generate: deps ## protobuf code (api/ and the demo's)
 	@bash api/generate.sh
+	@bash e2e/demo/api/generate.sh
 
 clean:
 	rm -rf $(BIN)
