@@ -19,6 +19,9 @@ type Config struct {
 	ContentType string
 	// Draining reports whether readiness is withdrawn; nil means never.
 	Draining func() bool
+	// NotReady returns why the proxy is not ready yet (e.g. no certificate
+	// yet), "" when it is; nil means always ready.
+	NotReady func() string
 	// Shutdown, when not nil, enables POST /shutdown from loopback clients
 	// and is called once per accepted request.
 	Shutdown func()
@@ -37,6 +40,12 @@ func Handler(cfg Config) http.Handler {
 		if cfg.Draining != nil && cfg.Draining() {
 			http.Error(w, "draining", http.StatusServiceUnavailable)
 			return
+		}
+		if cfg.NotReady != nil {
+			if why := cfg.NotReady(); why != "" {
+				http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
+				return
+			}
 		}
 		io.WriteString(w, "ready\n")
 	})

@@ -26,6 +26,7 @@ import (
 	"github.com/weftmesh/weft/proxy/origdst"
 	"github.com/weftmesh/weft/proxy/proxyerr"
 	"github.com/weftmesh/weft/proxy/record"
+	"github.com/weftmesh/weft/proxy/target"
 )
 
 // Options are what the environment cannot express.
@@ -35,6 +36,15 @@ type Options struct {
 	OrigDst origdst.Func
 	// Logger; nil uses slog.Default().
 	Logger *slog.Logger
+	// PeerInboundPort is the port peer proxies accept mTLS on; 0 means
+	// 4143 (tests run several proxies on one loopback).
+	PeerInboundPort uint16
+}
+
+// endpointDialer opens a connection to an endpoint (dial.Dialer, or an mTLS
+// carrier when identity is on).
+type endpointDialer interface {
+	Dial(ctx context.Context, ep target.Endpoint) (net.Conn, error)
 }
 
 // App is a running proxy. New binds the listeners; Run serves until its
@@ -45,11 +55,14 @@ type App struct {
 	log     *slog.Logger
 	metrics *metrics.Registry
 	tracker *drain.Tracker
-	dialer  *dial.Dialer
-	dirs    [2]*direction // by record.Direction
-	names   addrCache     // string forms of original destinations
-	admin   *http.Server
-	adminLn net.Listener
+	// dialH1, dialH2 and dialTCP open upstream connections for each layer:
+	// mTLS carriers (the peer skips detection) when identity is on.
+	dialH1, dialH2, dialTCP endpointDialer
+	mesh                    *mesh         // nil: identity off
+	dirs                    [2]*direction // by record.Direction
+	names                   addrCache     // string forms of original destinations
+	admin                   *http.Server
+	adminLn                 net.Listener
 
 	shutdownOnce sync.Once
 	shutdown     chan struct{} // closed by POST /shutdown
@@ -88,12 +101,22 @@ func New(cfg config.Config, opts Options) (*App, error) {
 		cfg: cfg, opts: opts, log: opts.Logger,
 		metrics:  metrics.New(),
 		tracker:  drain.New(),
-		dialer:   &dial.Dialer{Timeout: cfg.ConnectTimeout},
 		shutdown: make(chan struct{}),
+	}
+	plain := &dial.Dialer{Timeout: cfg.ConnectTimeout}
+	a.dialH1, a.dialH2, a.dialTCP = plain, plain, plain
+	if cfg.Identity != nil {
+		m, err := newMesh(&cfg, opts.PeerInboundPort, opts.Logger)
+		if err != nil {
+			return nil, err
+		}
+		a.mesh = m
+		a.dialH1, a.dialH2, a.dialTCP = m.dialer.Carrying(target.HTTP1), m.dialer.Carrying(target.HTTP2), m.dialer.Carrying(target.Opaque)
+		a.metrics.AddCollector(m.families)
 	}
 	routers := [2]router{
 		record.Inbound:  &inboundRouter{loopback: cfg.InboundConnectLoopback},
-		record.Outbound: &outboundRouter{res: res},
+		record.Outbound: &outboundRouter{res: res, meshed: a.mesh != nil},
 	}
 	addrs := [2][]string{record.Inbound: cfg.InboundAddrs, record.Outbound: cfg.OutboundAddrs}
 	opaque := [2][]uint16{record.Inbound: cfg.InboundOpaquePorts, record.Outbound: cfg.OutboundOpaquePorts}
@@ -112,6 +135,9 @@ func New(cfg config.Config, opts Options) (*App, error) {
 	}
 	a.adminLn = ln
 	ac := admin.Config{Metrics: a.metrics, ContentType: metrics.ContentType, Draining: a.tracker.Draining}
+	if a.mesh != nil {
+		ac.NotReady = a.mesh.notReady
+	}
 	if cfg.AdminShutdown {
 		ac.Shutdown = func() { a.shutdownOnce.Do(func() { close(a.shutdown) }) }
 	}
@@ -121,7 +147,7 @@ func New(cfg config.Config, opts Options) (*App, error) {
 
 func (a *App) newDirection(d record.Direction, addrs []string, opaque []uint16, r router) (*direction, error) {
 	h1, err := http1.New(http1.Config{
-		Direction: d, Router: r, Dialer: a.dialer, Observer: a.metrics,
+		Direction: d, Router: r, Dialer: a.dialH1, Observer: a.metrics,
 		ErrorCounter:    func(d record.Direction, err error) { a.metrics.ObserveError(d, proxyerr.KindOf(err)) },
 		MaxHeaderBytes:  a.cfg.MaxHeaderBytes,
 		IdleTimeout:     a.cfg.IdleTimeout,
@@ -133,7 +159,7 @@ func (a *App) newDirection(d record.Direction, addrs []string, opaque []uint16, 
 		return nil, err
 	}
 	hp, err := h2.New(h2.Config{
-		Direction: d, Router: r, Observer: a.metrics, Dialer: a.dialer, Logger: a.log,
+		Direction: d, Router: r, Observer: a.metrics, Dialer: a.dialH2, Logger: a.log,
 		DialTimeout: a.cfg.ConnectTimeout, IdleTimeout: a.cfg.IdleTimeout,
 	})
 	if err != nil {
@@ -195,6 +221,13 @@ func (a *App) Metrics() *metrics.Registry { return a.metrics }
 // SHUTDOWN_QUIET, or an error naming how many connections were cut at the
 // SHUTDOWN_GRACE_PERIOD deadline.
 func (a *App) Run(ctx context.Context) error {
+	// The identity source outlives the drain: in-flight meshed traffic
+	// still needs it.
+	bg, stopBG := context.WithCancel(context.Background())
+	defer stopBG()
+	if a.mesh != nil {
+		a.mesh.start(bg)
+	}
 	var wg sync.WaitGroup
 	for _, d := range a.dirs {
 		for _, ln := range d.lns {

@@ -28,6 +28,15 @@ type harness struct {
 
 func newHarness(t testing.TB, mutate func(*config.Config)) *harness {
 	t.Helper()
+	return newHarnessWith(t, mutate, Options{})
+}
+
+// newHarnessWith is newHarness with options; while no destination is set
+// (to), a connection's original destination is its local address, as for
+// a connection that was not redirected (a peer proxy dialing the inbound
+// port).
+func newHarnessWith(t testing.TB, mutate func(*config.Config), opts Options) *harness {
+	t.Helper()
 	cfg := config.Default()
 	cfg.InboundAddrs = []string{"127.0.0.1:0"}
 	cfg.OutboundAddrs = []string{"127.0.0.1:0"}
@@ -43,10 +52,14 @@ func newHarness(t testing.TB, mutate func(*config.Config)) *harness {
 	if os.Getenv("WEFT_TEST_DEBUG") != "" {
 		level = slog.LevelDebug
 	}
-	a, err := New(cfg, Options{
-		OrigDst: func(net.Conn) (netip.AddrPort, error) { return *h.dst.Load(), nil },
-		Logger:  slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
-	})
+	opts.OrigDst = func(c net.Conn) (netip.AddrPort, error) {
+		if d := h.dst.Load(); d != nil {
+			return *d, nil
+		}
+		return c.LocalAddr().(*net.TCPAddr).AddrPort(), nil
+	}
+	opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	a, err := New(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

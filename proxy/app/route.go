@@ -18,10 +18,31 @@ type router interface {
 
 // outboundRouter asks discovery: authority first, then the original
 // destination, else pass-through.
-type outboundRouter struct{ res discovery.Resolver }
+type outboundRouter struct {
+	res discovery.Resolver
+	// meshed: identity is on, so endpoints with an identity are reached
+	// over mTLS and labelled tls="true", server_id=<identity> (the mTLS
+	// dialer fails any connection whose peer is not exactly that identity).
+	meshed bool
+}
 
 func (r *outboundRouter) Route(_ context.Context, authority string, orig netip.AddrPort) (target.Endpoint, error) {
-	return r.res.Resolve(authority, orig)
+	ep, err := r.res.Resolve(authority, orig)
+	if err == nil && r.meshed && ep.Identity != "" {
+		ep.Peer.TLS, ep.Peer.ServerID = true, ep.Identity
+	}
+	return ep, err
+}
+
+// peerKey carries the verified peer of an inbound mTLS connection to the
+// inbound router (HTTP/1 and HTTP/2 pass the connection's context on).
+type peerKey struct{}
+
+// tlsPeer is what an mTLS handshake proved about a connection.
+type tlsPeer struct{ clientID, serverID string }
+
+func withTLSPeer(ctx context.Context, p *tlsPeer) context.Context {
+	return context.WithValue(ctx, peerKey{}, p)
 }
 
 // inboundRouter sends traffic to the local application on the original
@@ -35,7 +56,7 @@ type inboundRouter struct {
 
 var loopback4 = netip.AddrFrom4([4]byte{127, 0, 0, 1})
 
-func (r *inboundRouter) Route(_ context.Context, authority string, orig netip.AddrPort) (target.Endpoint, error) {
+func (r *inboundRouter) Route(ctx context.Context, authority string, orig netip.AddrPort) (target.Endpoint, error) {
 	addr := orig
 	if r.loopback {
 		addr = netip.AddrPortFrom(loopback4, orig.Port())
@@ -46,7 +67,11 @@ func (r *inboundRouter) Route(_ context.Context, authority string, orig netip.Ad
 	} else {
 		authority = r.addrs.intern(authority)
 	}
-	return target.Endpoint{Addr: addr, Peer: record.Peer{Authority: authority, TargetAddr: s}}, nil
+	ep := target.Endpoint{Addr: addr, Peer: record.Peer{Authority: authority, TargetAddr: s}}
+	if p, ok := ctx.Value(peerKey{}).(*tlsPeer); ok {
+		ep.Peer.TLS, ep.Peer.ClientID, ep.Peer.ServerID = true, p.clientID, p.serverID
+	}
+	return ep, nil
 }
 
 // addrCache remembers the string forms of addresses and authorities so the

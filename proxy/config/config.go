@@ -4,12 +4,16 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/weftmesh/weft/proxy/identity"
+	"github.com/weftmesh/weft/proxy/mtls"
 )
 
 // Prefix is the common prefix of every proxy environment variable.
@@ -63,6 +67,31 @@ type Config struct {
 	InboundConnectLoopback bool
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
+
+	// Identity configures the proxy's SVID source; nil means identity is
+	// off (no mTLS: plaintext to every endpoint, inbound TLS stays opaque).
+	Identity *identity.Config
+	// IdentityDisabledExplicitly is true when WEFT_PROXY_IDENTITY_DISABLED
+	// was set (informational).
+	IdentityDisabledExplicitly bool
+	// Policy is the inbound authorization policy; the zero value accepts
+	// plaintext and mTLS alike. Anything stricter requires Identity.
+	Policy mtls.Policy
+	// DestinationAddr is the destination service's host:port; empty means
+	// STATIC_DISCOVERY or pass-through.
+	DestinationAddr string
+	// DestinationName is the SPIFFE ID the destination service must
+	// present; set only when Identity is on (empty: plaintext gRPC).
+	DestinationName string
+	// DestinationContext is the context token sent with every lookup
+	// (JSON naming the pod); empty sends none.
+	DestinationContext string
+	// DestinationFailFast is how long a request waits for endpoints before
+	// 503; zero means the destination client's default (3s).
+	DestinationFailFast time.Duration
+	// DestinationSuffixes are the name suffixes looked up by name; nil
+	// means the destination client's default (svc.cluster.local).
+	DestinationSuffixes []string
 }
 
 // Default returns the configuration used when no variable is set.
@@ -112,6 +141,9 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	p.str("LOG_LEVEL", &c.LogLevel)
 	if p.err != nil {
 		return Config{}, p.err
+	}
+	if err := parseMesh(getenv, &c); err != nil {
+		return Config{}, err
 	}
 	if err := c.Validate(); err != nil {
 		return Config{}, err
@@ -294,4 +326,12 @@ func parsePort(s string) (uint16, error) {
 		return 0, fmt.Errorf("%q is not a port (1-65535)", s)
 	}
 	return uint16(n), nil
+}
+
+func splitHostPort(s string) (string, string, error) {
+	h, p, err := net.SplitHostPort(s)
+	if err == nil && (h == "" || p == "") {
+		err = fmt.Errorf("empty host or port")
+	}
+	return h, p, err
 }

@@ -53,3 +53,55 @@ func TestFromEnv(t *testing.T) {
 		})
 	}
 }
+
+func TestMeshEnv(t *testing.T) {
+	const pem = "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n"
+	tests := []struct {
+		name    string
+		env     map[string]string
+		check   func(Config) bool
+		wantErr string
+	}{
+		{name: "nothing: identity off, pass-through", check: func(c Config) bool { return c.Identity == nil && c.DestinationAddr == "" }},
+		{name: "disabled wins", env: map[string]string{"WEFT_PROXY_IDENTITY_DISABLED": "true", "WEFT_PROXY_IDENTITY_SVC_ADDR": "id:8080",
+			"WEFT_PROXY_DESTINATION_SVC_ADDR": "dst:8086"},
+			check: func(c Config) bool {
+				return c.Identity == nil && c.DestinationAddr == "dst:8086" && c.DestinationName == ""
+			}},
+		{name: "injector env", env: map[string]string{
+			"WEFT_PROXY_IDENTITY_SVC_ADDR": "weft-identity.weft.svc.cluster.local:8080", "WEFT_PROXY_IDENTITY_TRUST_ANCHORS": pem,
+			"WEFT_PROXY_POD_NAMESPACE": "demo", "WEFT_PROXY_SERVICE_ACCOUNT": "web",
+			"WEFT_PROXY_DESTINATION_SVC_ADDR":   "weft-destination.weft.svc.cluster.local:8086",
+			"WEFT_PROXY_INBOUND_DEFAULT_POLICY": "all-authenticated"},
+			check: func(c Config) bool {
+				return c.Identity != nil && c.Identity.LocalID.String() == "spiffe://cluster.local/ns/demo/sa/web" &&
+					c.DestinationName == DefaultDestinationName && c.Policy.Default.String() == "all-authenticated"
+			}},
+		{name: "partial identity", env: map[string]string{"WEFT_PROXY_IDENTITY_TRUST_ANCHORS": pem}, wantErr: "WEFT_PROXY_IDENTITY_SVC_ADDR"},
+		{name: "no anchors", env: map[string]string{"WEFT_PROXY_IDENTITY_SVC_ADDR": "id:8080", "WEFT_PROXY_IDENTITY_LOCAL_NAME": "spiffe://cluster.local/ns/a/sa/b"},
+			wantErr: "WEFT_PROXY_IDENTITY_TRUST_ANCHORS"},
+		{name: "policy without identity", env: map[string]string{"WEFT_PROXY_INBOUND_DEFAULT_POLICY": "all-authenticated"}, wantErr: "needs identity"},
+		{name: "bad policy", env: map[string]string{"WEFT_PROXY_INBOUND_DEFAULT_POLICY": "some"}, wantErr: "WEFT_PROXY_INBOUND_DEFAULT_POLICY"},
+		{name: "bad destination", env: map[string]string{"WEFT_PROXY_DESTINATION_SVC_ADDR": "nohostport"}, wantErr: "WEFT_PROXY_DESTINATION_SVC_ADDR"},
+		{name: "bad destination name", env: map[string]string{"WEFT_PROXY_IDENTITY_SVC_ADDR": "id:8080", "WEFT_PROXY_IDENTITY_TRUST_ANCHORS": pem,
+			"WEFT_PROXY_IDENTITY_LOCAL_NAME": "spiffe://cluster.local/ns/a/sa/b", "WEFT_PROXY_DESTINATION_SVC_ADDR": "dst:8086", "WEFT_PROXY_DESTINATION_SVC_NAME": "dst"},
+			wantErr: "WEFT_PROXY_DESTINATION_SVC_NAME"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := FromEnv(func(k string) string { return tt.env[k] })
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one naming %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.check(c) {
+				t.Fatalf("unexpected config %+v", c)
+			}
+		})
+	}
+}

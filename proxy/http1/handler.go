@@ -1,7 +1,6 @@
 package http1
 
 import (
-	"context"
 	"errors"
 	"time"
 	"unsafe"
@@ -40,7 +39,7 @@ func (p *Proxy) handle(ctx *fasthttp.RequestCtx) {
 	}
 
 	authority := b2s(ctx.Request.Header.Host())
-	ep, err := p.cfg.Router.Route(context.Background(), authority, c.orig)
+	ep, err := p.cfg.Router.Route(c.ctx, authority, c.orig)
 	if err != nil {
 		rec.Peer.Authority = authority
 		rec.Peer.TargetAddr = ""

@@ -133,6 +133,9 @@ const noDeadline = 100 * 365 * 24 * time.Hour
 // and the record reused by its (sequential) requests.
 type conn struct {
 	net.Conn
+	// ctx is passed to the Router (it may carry the connection's verified
+	// peer); never nil.
+	ctx  context.Context
 	orig netip.AddrPort
 	rec  record.HTTP
 	tmp  scratch
@@ -144,9 +147,15 @@ type conn struct {
 // ServeConn serves one client connection until it closes. c may replay
 // peeked bytes (detect.Conn). It returns when the connection is done.
 func (p *Proxy) ServeConn(c net.Conn, orig netip.AddrPort) error {
+	return p.ServeConnContext(context.Background(), c, orig)
+}
+
+// ServeConnContext is ServeConn with a context handed to the Router with
+// every request of the connection (e.g. carrying its mTLS peer).
+func (p *Proxy) ServeConnContext(ctx context.Context, c net.Conn, orig netip.AddrPort) error {
 	p.active.Add(1)
 	defer p.active.Done()
-	cc := &conn{Conn: c, orig: orig}
+	cc := &conn{Conn: c, ctx: ctx, orig: orig}
 	err := p.srv.ServeConn(cc)
 	if cc.tunnel != nil { // fasthttp runs the hijacked conn on its own goroutine
 		<-cc.tunnel

@@ -28,7 +28,13 @@ func (r *Registry) WriteTo(w io.Writer) (int64, error) {
 	for _, s := range r.tcp {
 		tcps = append(tcps, s)
 	}
+	routes := make([]*routeSeries, 0, len(r.routes))
+	for _, s := range r.routes {
+		routes = append(routes, s)
+	}
+	collectors := slices.Clone(r.collectors)
 	r.mu.RUnlock()
+	slices.SortFunc(routes, func(a, b *routeSeries) int { return cmpString(a.labels, b.labels) })
 	slices.SortFunc(https, func(a, b *httpSeries) int { return cmpString(a.labels, b.labels) })
 	slices.SortFunc(tcps, func(a, b *TCPSeries) int { return cmpString(a.labels, b.labels) })
 
@@ -51,27 +57,8 @@ func (r *Registry) WriteTo(w io.Writer) (int64, error) {
 		sample(b, "response_total", rs.labels, rs.count.Load())
 	}
 	header(b, "response_latency_ms", "histogram", "Elapsed times between a request's headers being received and its response headers being sent, in milliseconds.")
-	for _, rs := range resps {
-		var cum uint64
-		for i := range rs.buckets {
-			cum += rs.buckets[i].Load()
-			le := "+Inf"
-			if i < latencyBucketsCount {
-				le = strconv.FormatUint(LatencyBucketsMs[i], 10)
-			}
-			b.WriteString("response_latency_ms_bucket{")
-			b.WriteString(rs.labels)
-			b.WriteString(`,le="`)
-			b.WriteString(le)
-			b.WriteString("\"} ")
-			b.WriteString(strconv.FormatUint(cum, 10))
-			b.WriteByte('\n')
-		}
-		b.WriteString("response_latency_ms_sum{" + rs.labels + "} ")
-		b.WriteString(strconv.FormatFloat(float64(rs.sumUs.Load())/1000, 'f', -1, 64))
-		b.WriteByte('\n')
-		sample(b, "response_latency_ms_count", rs.labels, cum)
-	}
+	writeHistograms(b, "response_latency_ms", resps)
+	r.writeRoutes(b, routes)
 
 	header(b, "tcp_open_total", "counter", "Total count of opened connections.")
 	for _, s := range tcps {
@@ -121,8 +108,83 @@ func (r *Registry) WriteTo(w io.Writer) (int64, error) {
 			sample(b, "weft_proxy_errors_total", l, n)
 		}
 	}
+	for _, c := range collectors {
+		for _, f := range c() {
+			header(b, f.Name, f.Type, f.Help)
+			for _, smp := range f.Samples {
+				b.WriteString(f.Name)
+				if smp.Labels != "" {
+					b.WriteString("{" + smp.Labels + "}")
+				}
+				b.WriteString(" " + strconv.FormatFloat(smp.Value, 'f', -1, 64) + "\n")
+			}
+		}
+	}
 	err := b.Flush()
 	return cw.n, err
+}
+
+// writeHistograms renders the latency histograms of rss under name.
+func writeHistograms(b *bufio.Writer, name string, rss []*respSeries) {
+	for _, rs := range rss {
+		var cum uint64
+		for i := range rs.buckets {
+			cum += rs.buckets[i].Load()
+			le := "+Inf"
+			if i < latencyBucketsCount {
+				le = strconv.FormatUint(LatencyBucketsMs[i], 10)
+			}
+			b.WriteString(name + "_bucket{")
+			b.WriteString(rs.labels)
+			b.WriteString(`,le="`)
+			b.WriteString(le)
+			b.WriteString("\"} ")
+			b.WriteString(strconv.FormatUint(cum, 10))
+			b.WriteByte('\n')
+		}
+		b.WriteString(name + "_sum{" + rs.labels + "} ")
+		b.WriteString(strconv.FormatFloat(float64(rs.sumUs.Load())/1000, 'f', -1, 64))
+		b.WriteByte('\n')
+		sample(b, name+"_count", rs.labels, cum)
+	}
+}
+
+// writeRoutes renders the rt_route families.
+func (r *Registry) writeRoutes(b *bufio.Writer, routes []*routeSeries) {
+	if len(routes) == 0 {
+		return
+	}
+	var resps, actuals []*respSeries
+	for _, s := range routes {
+		s.mu.RLock()
+		for _, rs := range s.resps {
+			resps = append(resps, rs)
+		}
+		for _, rs := range s.actuals {
+			actuals = append(actuals, rs)
+		}
+		s.mu.RUnlock()
+	}
+	slices.SortFunc(resps, func(a, b *respSeries) int { return cmpString(a.labels, b.labels) })
+	slices.SortFunc(actuals, func(a, b *respSeries) int { return cmpString(a.labels, b.labels) })
+	header(b, "route_request_total", "counter", "Total count of HTTP requests to a profile route.")
+	for _, s := range routes {
+		sample(b, "route_request_total", s.labels, s.requests.Load())
+	}
+	header(b, "route_response_total", "counter", "Total count of HTTP responses to requests to a profile route, classified by the route's response classes.")
+	for _, rs := range resps {
+		sample(b, "route_response_total", rs.labels, rs.count.Load())
+	}
+	header(b, "route_response_latency_ms", "histogram", "Elapsed times between a route request's headers being received and its response headers being sent, in milliseconds.")
+	writeHistograms(b, "route_response_latency_ms", resps)
+	header(b, "route_actual_request_total", "counter", "Total count of attempts (first tries and retries) sent for profile route requests.")
+	for _, s := range routes {
+		sample(b, "route_actual_request_total", s.labels, s.actual.Load())
+	}
+	header(b, "route_actual_response_total", "counter", "Total count of attempt outcomes for profile route requests.")
+	for _, rs := range actuals {
+		sample(b, "route_actual_response_total", rs.labels, rs.count.Load())
+	}
 }
 
 func header(b *bufio.Writer, name, typ, help string) {

@@ -120,9 +120,13 @@ func peerLabels(k seriesKey, p *record.Peer) string {
 	b = append(b, ',')
 	b = appendLabel(b, "tls", strconv.FormatBool(k.tls))
 	if k.authority != Overflow && k.targetAddr != Overflow {
-		if p.ServerID != "" {
+		if k.clientID != "" {
 			b = append(b, ',')
-			b = appendLabel(b, "server_id", p.ServerID)
+			b = appendLabel(b, "client_id", k.clientID)
+		}
+		if k.serverID != "" {
+			b = append(b, ',')
+			b = appendLabel(b, "server_id", k.serverID)
 		}
 		for _, l := range p.Labels {
 			b = append(b, ',')

@@ -60,6 +60,9 @@ type Registry struct {
 
 	detect [numDirections][numDetectProtocols][numDetectResults]atomic.Uint64
 	errors [numDirections][numKinds]atomic.Uint64
+
+	routes     map[routeKey]*routeSeries
+	collectors []func() []Family
 }
 
 // New returns an empty registry with the default caps.
@@ -69,6 +72,7 @@ func New() *Registry {
 		maxTargets:     DefaultMaxTargetAddrs,
 		http:           map[seriesKey]*httpSeries{},
 		tcp:            map[seriesKey]*TCPSeries{},
+		routes:         map[routeKey]*routeSeries{},
 	}
 	for d := range numDirections {
 		r.authorities[d] = map[string]struct{}{}
@@ -87,13 +91,16 @@ type seriesKey struct {
 	authority  string
 	targetAddr string
 	tls        bool
+	// clientID and serverID are SPIFFE IDs from verified handshakes; their
+	// cardinality is that of the mesh's ServiceAccounts.
+	clientID, serverID string
 }
 
 // key returns the series key for a peer, applying the caps. It must be
 // called with r.mu held (read or write); capped reports whether a new value
 // would have to be admitted (write lock needed).
 func (r *Registry) key(dir record.Direction, p *record.Peer, admit bool) (k seriesKey, ok bool) {
-	k = seriesKey{dir: dir & 1, authority: p.Authority, targetAddr: p.TargetAddr, tls: p.TLS}
+	k = seriesKey{dir: dir & 1, authority: p.Authority, targetAddr: p.TargetAddr, tls: p.TLS, clientID: p.ClientID, serverID: p.ServerID}
 	if !r.admit(r.authorities[k.dir], &k.authority, r.maxAuthorities, admit) {
 		return k, false
 	}
