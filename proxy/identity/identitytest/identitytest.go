@@ -9,6 +9,8 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -159,6 +161,7 @@ func (s *Service) serve(lis net.Listener) {
 			Reviewer:    s.opts.Users,
 			Lifetime:    s.opts.Lifetime,
 			ClockSkew:   time.Second,
+			Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 		},
 		Source: &idsvc.FileSource{
 			IssuerCert:   filepath.Join(s.dir, "tls.crt"),
