@@ -266,7 +266,10 @@ func (m *Manager) Run(ctx context.Context) error {
 		} else {
 			m.lastErr.Store(nil)
 			backoff = m.cfg.BackoffMin
-			wait = time.Until(renewAt)
+			// Never closer than BackoffMin: certificates capped by an
+			// expiring issuer get ever shorter, and must not turn renewal
+			// into a busy loop against the identity service.
+			wait = max(time.Until(renewAt), m.cfg.BackoffMin)
 		}
 		timer.Reset(wait)
 	}
