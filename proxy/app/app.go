@@ -17,12 +17,14 @@ import (
 
 	"github.com/weftmesh/weft/proxy/admin"
 	"github.com/weftmesh/weft/proxy/config"
+	"github.com/weftmesh/weft/proxy/destclient"
 	"github.com/weftmesh/weft/proxy/dial"
 	"github.com/weftmesh/weft/proxy/discovery"
 	"github.com/weftmesh/weft/proxy/drain"
 	"github.com/weftmesh/weft/proxy/h2"
 	"github.com/weftmesh/weft/proxy/http1"
 	"github.com/weftmesh/weft/proxy/metrics"
+	"github.com/weftmesh/weft/proxy/mtls"
 	"github.com/weftmesh/weft/proxy/origdst"
 	"github.com/weftmesh/weft/proxy/proxyerr"
 	"github.com/weftmesh/weft/proxy/record"
@@ -58,9 +60,11 @@ type App struct {
 	// dialH1, dialH2 and dialTCP open upstream connections for each layer:
 	// mTLS carriers (the peer skips detection) when identity is on.
 	dialH1, dialH2, dialTCP endpointDialer
-	mesh                    *mesh         // nil: identity off
-	dirs                    [2]*direction // by record.Direction
-	names                   addrCache     // string forms of original destinations
+	mesh                    *mesh              // nil: identity off
+	dest                    *destclient.Client // nil: no destination service
+	destDialer              *mtls.Dialer       // the destination connection's mTLS (nil: plaintext)
+	dirs                    [2]*direction      // by record.Direction
+	names                   addrCache          // string forms of original destinations
 	admin                   *http.Server
 	adminLn                 net.Listener
 
@@ -114,6 +118,13 @@ func New(cfg config.Config, opts Options) (*App, error) {
 		a.dialH1, a.dialH2, a.dialTCP = m.dialer.Carrying(target.HTTP1), m.dialer.Carrying(target.HTTP2), m.dialer.Carrying(target.Opaque)
 		a.metrics.AddCollector(m.families)
 	}
+	if cfg.DestinationAddr != "" {
+		dc, err := a.newDestination(res)
+		if err != nil {
+			return nil, err
+		}
+		a.dest, res = dc, dc
+	}
 	routers := [2]router{
 		record.Inbound:  &inboundRouter{loopback: cfg.InboundConnectLoopback},
 		record.Outbound: &outboundRouter{res: res, meshed: a.mesh != nil},
@@ -124,6 +135,9 @@ func New(cfg config.Config, opts Options) (*App, error) {
 		dd, err := a.newDirection(d, addrs[d], opaque[d], routers[d])
 		if err != nil {
 			a.closeListeners()
+			if a.dest != nil {
+				a.dest.Close()
+			}
 			return nil, err
 		}
 		a.dirs[d] = dd
@@ -131,6 +145,9 @@ func New(cfg config.Config, opts Options) (*App, error) {
 	ln, err := net.Listen("tcp", cfg.AdminAddr)
 	if err != nil {
 		a.closeListeners()
+		if a.dest != nil {
+			a.dest.Close()
+		}
 		return nil, fmt.Errorf("%sADMIN_LISTEN_ADDR: %w", config.Prefix, err)
 	}
 	a.adminLn = ln
@@ -146,8 +163,12 @@ func New(cfg config.Config, opts Options) (*App, error) {
 }
 
 func (a *App) newDirection(d record.Direction, addrs []string, opaque []uint16, r router) (*direction, error) {
+	var prof http1.Profiles
+	if d == record.Outbound && a.dest != nil {
+		prof = a.dest
+	}
 	h1, err := http1.New(http1.Config{
-		Direction: d, Router: r, Dialer: a.dialH1, Observer: a.metrics,
+		Direction: d, Router: r, Dialer: a.dialH1, Observer: a.metrics, Profiles: prof,
 		ErrorCounter:    func(d record.Direction, err error) { a.metrics.ObserveError(d, proxyerr.KindOf(err)) },
 		MaxHeaderBytes:  a.cfg.MaxHeaderBytes,
 		IdleTimeout:     a.cfg.IdleTimeout,
@@ -159,7 +180,7 @@ func (a *App) newDirection(d record.Direction, addrs []string, opaque []uint16, 
 		return nil, err
 	}
 	hp, err := h2.New(h2.Config{
-		Direction: d, Router: r, Observer: a.metrics, Dialer: a.dialH2, Logger: a.log,
+		Direction: d, Router: h2Router{r}, Observer: a.metrics, Dialer: a.dialH2, Logger: a.log,
 		DialTimeout: a.cfg.ConnectTimeout, IdleTimeout: a.cfg.IdleTimeout,
 	})
 	if err != nil {
@@ -255,6 +276,9 @@ func (a *App) Run(ctx context.Context) error {
 	wg.Wait()
 	for _, d := range a.dirs {
 		d.h1.Close()
+	}
+	if a.dest != nil {
+		a.dest.Close()
 	}
 	return err
 }

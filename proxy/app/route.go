@@ -26,8 +26,14 @@ type outboundRouter struct {
 	meshed bool
 }
 
-func (r *outboundRouter) Route(_ context.Context, authority string, orig netip.AddrPort) (target.Endpoint, error) {
-	ep, err := r.res.Resolve(authority, orig)
+func (r *outboundRouter) Route(ctx context.Context, authority string, orig netip.AddrPort) (target.Endpoint, error) {
+	var ep target.Endpoint
+	var err error
+	if cr, ok := r.res.(contextResolver); ok {
+		ep, err = cr.ResolveContext(ctx, authority, orig)
+	} else {
+		ep, err = r.res.Resolve(authority, orig)
+	}
 	if err == nil && r.meshed && ep.Identity != "" {
 		ep.Peer.TLS, ep.Peer.ServerID = true, ep.Identity
 	}

@@ -264,7 +264,16 @@ func (a *App) forwardTCP(d *direction, c net.Conn, orig netip.AddrPort, peer *tl
 		c.Close()
 		return
 	}
+	// Balanced per connection: the connect time is the RTT sample, a
+	// connect failure feeds failure accrual.
+	var tok int64
+	if ep.Load != nil {
+		tok = ep.Load.Begin()
+	}
 	up, err := a.dialTCP.Dial(context.Background(), ep)
+	if ep.Load != nil {
+		ep.Load.End(tok, err != nil)
+	}
 	series := a.metrics.OpenTCP(d.dir, &ep.Peer)
 	if err != nil {
 		a.metrics.ObserveError(d.dir, proxyerr.KindOf(err))

@@ -90,7 +90,8 @@ type Config struct {
 	// 503; zero means the destination client's default (3s).
 	DestinationFailFast time.Duration
 	// DestinationSuffixes are the name suffixes looked up by name; nil
-	// means the destination client's default (svc.cluster.local).
+	// means the destination client's default (svc.cluster.local); empty
+	// (".") means every target is looked up by original destination.
 	DestinationSuffixes []string
 }
 

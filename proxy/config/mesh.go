@@ -24,8 +24,8 @@ const (
 	EnvDestinationAddr     = Prefix + "DESTINATION_SVC_ADDR"
 	EnvDestinationName     = Prefix + "DESTINATION_SVC_NAME"
 	EnvDestinationContext  = Prefix + "DESTINATION_CONTEXT"
-	EnvDestinationFailFast = Prefix + "DESTINATION_FAIL_FAST_TIMEOUT"
-	EnvDestinationSuffixes = Prefix + "DESTINATION_GET_SUFFIXES"
+	EnvDestinationFailFast = Prefix + "OUTBOUND_FAILFAST_TIMEOUT"
+	EnvDestinationSuffixes = Prefix + "DESTINATION_PROFILE_SUFFIXES"
 	// EnvServiceAccount is the injector's spelling of the pod's
 	// ServiceAccount; accepted when identity's WEFT_PROXY_POD_SERVICE_ACCOUNT
 	// is unset.
@@ -79,8 +79,8 @@ func parseMesh(getenv func(string) string, c *Config) error {
 	p := parser{getenv: getenv}
 	p.str("DESTINATION_SVC_ADDR", &c.DestinationAddr)
 	p.str("DESTINATION_CONTEXT", &c.DestinationContext)
-	p.duration("DESTINATION_FAIL_FAST_TIMEOUT", &c.DestinationFailFast)
-	if v, ok := p.get("DESTINATION_GET_SUFFIXES"); ok {
+	p.duration("OUTBOUND_FAILFAST_TIMEOUT", &c.DestinationFailFast)
+	if v, ok := p.get("DESTINATION_PROFILE_SUFFIXES"); ok {
 		c.DestinationSuffixes = []string{}
 		for _, s := range strings.Split(v, ",") {
 			if s = strings.Trim(strings.TrimSpace(s), "."); s != "" {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/weftmesh/weft/proxy/profile"
 	"github.com/weftmesh/weft/proxy/proxyerr"
 	"github.com/weftmesh/weft/proxy/record"
 )
@@ -39,6 +40,10 @@ func (p *Proxy) handle(ctx *fasthttp.RequestCtx) {
 	}
 
 	authority := b2s(ctx.Request.Header.Host())
+	var prof *profile.Profile
+	if p.cfg.Profiles != nil {
+		prof = p.cfg.Profiles.Profile(c.ctx, authority, c.orig)
+	}
 	ep, err := p.cfg.Router.Route(c.ctx, authority, c.orig)
 	if err != nil {
 		rec.Peer.Authority = authority
@@ -50,12 +55,23 @@ func (p *Proxy) handle(ctx *fasthttp.RequestCtx) {
 
 	req := &ctx.Request
 	if isUpgrade(&req.Header) {
+		var tok int64
+		if ep.Load != nil {
+			tok = ep.Load.Begin()
+		}
 		p.upgrade(ctx, c, ep, start)
+		if ep.Load != nil {
+			ep.Load.End(tok, c.rec.Err != nil)
+		}
 		return
 	}
 	stripHopByHop(&req.Header, &c.tmp, false)
 	req.Header.DelBytes(strExpect)    // answered by the server side already
 	req.Header.ResetConnectionClose() // the client's choice, not the pool's
+	if prof != nil || ep.Load != nil {
+		p.forwardRouted(ctx, c, prof, ep, authority, start)
+		return
+	}
 
 	pl := p.pools.get(&ep)
 	resp := &ctx.Response

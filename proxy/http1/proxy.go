@@ -39,8 +39,12 @@ type Config struct {
 	Direction record.Direction
 	Router    Router
 	Dialer    Dialer
-	// Observer receives records; nil records nothing.
+	// Observer receives records; nil records nothing. When it also
+	// implements RouteObserver it gets the rt_route records.
 	Observer Observer
+	// Profiles looks up request profiles (routes, timeouts, retries); nil
+	// means none (inbound, static discovery, pass-through).
+	Profiles Profiles
 	// ErrorCounter counts protocol errors fasthttp answers itself (400,
 	// 431); nil counts nothing.
 	ErrorCounter func(record.Direction, error)
