@@ -184,7 +184,11 @@ func TestJobSucceedsWithRunningSidecarThenStopsIt(t *testing.T) {
 		p.Spec.InitContainers = []corev1.Container{{Name: "proxy", Image: "weft/proxy", RestartPolicy: sidecarPolicy}}
 	})
 	h := newHarness(t, rt, pod)
-	h.waitPod("default", "job", "Succeeded", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded })
+	succeeded := h.waitPod("default", "job", "Succeeded", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded })
+	// As kubelet (1.28+): the pod is terminal only once its sidecars have stopped.
+	if s := succeeded.Status.InitContainerStatuses; len(s) != 1 || s[0].State.Terminated == nil {
+		t.Errorf("phase Succeeded reported while the sidecar still runs: %+v", s)
+	}
 	h.waitPod("default", "job", "sidecar terminated", func(p *corev1.Pod) bool {
 		s := p.Status.InitContainerStatuses
 		return len(s) == 1 && s[0].State.Terminated != nil && cond(p, corev1.PodReadyToStartContainers) == corev1.ConditionFalse

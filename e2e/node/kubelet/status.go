@@ -33,6 +33,11 @@ func (w *podWorker) buildStatus() corev1.PodStatus {
 	}
 	if st.Phase == "" {
 		st.Phase = w.computePhase()
+		if st.Phase == corev1.PodSucceeded || st.Phase == corev1.PodFailed {
+			// The regular containers are done but sidecars are still being
+			// stopped: the pod is terminal only once they are (see sync).
+			st.Phase = corev1.PodRunning
+		}
 	}
 	if !w.startTime.IsZero() {
 		t := metav1.NewTime(w.startTime)

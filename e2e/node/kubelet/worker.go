@@ -43,7 +43,11 @@ type podWorker struct {
 	initialized  bool
 	terminating  bool
 	// phase is the latched terminal phase; "" means not terminal.
-	phase     corev1.PodPhase
+	phase corev1.PodPhase
+	// finishing is the terminal phase the pod reaches once its remaining
+	// containers (native sidecars) are stopped; until then it reports Running,
+	// as kubelet does.
+	finishing corev1.PodPhase
 	cleanedUp bool
 	// sandboxGone means the sandbox was destroyed.
 	sandboxGone bool
@@ -174,13 +178,21 @@ func (w *podWorker) run(ctx context.Context) {
 // (zero: only on events).
 func (w *podWorker) sync(ctx context.Context) time.Time {
 	w.mu.Lock()
-	if w.phase != "" {
+	if w.phase != "" || w.finishing != "" {
 		cleaned := w.cleanedUp
 		w.cleanedUp = true
 		w.mu.Unlock()
 		if !cleaned {
-			w.k.status.dirty(w)
+			// Stop what still runs (native sidecars), then report the terminal
+			// phase. Destroying the sandbox keeps the container logs; they go
+			// when the Pod object is deleted (terminateAndDelete).
 			w.stopAll(ctx, w.grace(), "pod finished")
+			w.mu.Lock()
+			if w.phase == "" {
+				w.phase = w.finishing
+			}
+			w.mu.Unlock()
+			w.k.status.dirty(w)
 			w.destroySandbox(ctx)
 		}
 		return time.Time{}
@@ -206,7 +218,7 @@ func (w *podWorker) sync(ctx context.Context) time.Time {
 	}
 	w.handleExits(now)
 	if ph := w.computePhase(); ph == corev1.PodSucceeded || ph == corev1.PodFailed {
-		w.phase = ph
+		w.finishing = ph
 		w.log.Info("pod finished", "phase", ph)
 		return now // sync again at once to stop what remains
 	}
@@ -673,6 +685,7 @@ func (w *podWorker) terminateAndDelete(ctx context.Context, gone bool) {
 		}
 		w.mu.Unlock()
 	}
+	w.removePodFiles()
 	if gone {
 		return
 	}
@@ -689,6 +702,25 @@ func (w *podWorker) terminateAndDelete(ctx context.Context, gone bool) {
 		return
 	}
 	w.log.Info("pod deleted")
+}
+
+// podFilesRemover is implemented by runtimes whose sandboxes leave files
+// (container logs) behind until the Pod object is deleted.
+type podFilesRemover interface {
+	RemovePodFiles(pod *corev1.Pod) error
+}
+
+func (w *podWorker) removePodFiles() {
+	r, ok := w.k.cfg.Runtime.(podFilesRemover)
+	if !ok {
+		return
+	}
+	w.mu.Lock()
+	pod := w.pod
+	w.mu.Unlock()
+	if err := r.RemovePodFiles(pod); err != nil {
+		w.log.Warn("remove pod files", "err", err)
+	}
 }
 
 // finalPhase is the phase of a pod whose containers were all stopped: Succeeded when every

@@ -39,8 +39,12 @@ func assertGone(t *testing.T, rt *testRT, sb *Sandbox, pids []int) {
 			t.Errorf("process %d still runs", pid)
 		}
 	}
-	if _, err := os.Stat(sb.dir); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("pod dir %s still exists", sb.dir)
+	// Only container logs may outlive the sandbox (RemovePodFiles takes them).
+	ents, _ := os.ReadDir(sb.dir)
+	for _, e := range ents {
+		if !e.Type().IsRegular() || !strings.HasSuffix(e.Name(), ".log") {
+			t.Errorf("pod dir %s still holds %s", sb.dir, e.Name())
+		}
 	}
 }
 
@@ -88,6 +92,12 @@ func TestDestroy(t *testing.T) {
 	}
 	<-p.Done()
 	assertGone(t, rt, sb, pids)
+	if err := rt.RemovePodFiles(sb.pod); err != nil {
+		t.Errorf("RemovePodFiles: %v", err)
+	}
+	if _, err := os.Stat(sb.dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("pod dir %s still exists after RemovePodFiles", sb.dir)
+	}
 	if _, used := rt.ipam.state.Allocated[ip]; used {
 		t.Errorf("IP %s not released", ip)
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -201,7 +202,9 @@ func (s *Sandbox) Destroy(ctx context.Context) error {
 		}
 	}
 	clear(s.procs)
-	if err := s.rt.destroyState(s.dir, sandboxState{UID: string(s.pod.UID), Netns: s.netns, HostVeth: s.hostVeth}); err != nil {
+	// Container logs outlive the sandbox, as kubelet keeps a finished pod's
+	// logs; RemovePodFiles deletes them when the Pod object is gone.
+	if err := s.rt.destroyState(s.dir, sandboxState{UID: string(s.pod.UID), Netns: s.netns, HostVeth: s.hostVeth}, true); err != nil {
 		errs = append(errs, err)
 	}
 	s.destroyed = true
@@ -216,8 +219,9 @@ func (s *Sandbox) Destroy(ctx context.Context) error {
 	return nil
 }
 
-// destroyState removes what a sandbox created on the host, given its persisted state.
-func (r *Runtime) destroyState(dir string, st sandboxState) error {
+// destroyState removes what a sandbox created on the host, given its persisted
+// state; with keepLogs the container log files (*.log at the top of dir) stay.
+func (r *Runtime) destroyState(dir string, st sandboxState, keepLogs bool) error {
 	var errs []error
 	if st.Netns != "" {
 		if _, err := killNetnsProcesses(filepath.Join(netnsDir, st.Netns)); err != nil {
@@ -242,10 +246,52 @@ func (r *Runtime) destroyState(dir string, st sandboxState) error {
 			errs = append(errs, err)
 		}
 	}
-	if err := os.RemoveAll(dir); err != nil {
+	if err := removePodDir(dir, keepLogs); err != nil {
 		errs = append(errs, fmt.Errorf("remove pod dir: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// removePodDir removes dir, or with keepLogs everything in it but the
+// container log files (dir itself goes if nothing is left).
+func removePodDir(dir string, keepLogs bool) error {
+	if !keepLogs {
+		return os.RemoveAll(dir)
+	}
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	kept := 0
+	for _, e := range ents {
+		if e.Type().IsRegular() && strings.HasSuffix(e.Name(), ".log") {
+			kept++
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	if kept == 0 {
+		return os.Remove(dir)
+	}
+	return nil
+}
+
+// RemovePodFiles deletes what outlived a pod's sandbox (its container logs);
+// the kubelet calls it when the Pod object is deleted.
+func (r *Runtime) RemovePodFiles(pod *corev1.Pod) error {
+	dir := filepath.Join(r.podsDir(), fmt.Sprintf("%s_%s_%s", pod.Namespace, pod.Name, pod.UID))
+	r.mu.Lock()
+	_, live := r.sandboxes[pod.UID]
+	r.mu.Unlock()
+	if live {
+		return fmt.Errorf("pod %s/%s still has a sandbox", pod.Namespace, pod.Name)
+	}
+	return os.RemoveAll(dir)
 }
 
 // removeLeftovers destroys every sandbox recorded under StateDir that this Runtime does not
@@ -307,7 +353,7 @@ func (r *Runtime) releaseLocked(uid string) error {
 func (r *Runtime) destroyStateNoLock(dir string, st sandboxState) error {
 	uid := st.UID
 	st.UID = ""
-	err := r.destroyState(dir, st)
+	err := r.destroyState(dir, st, false)
 	if uid != "" && r.ipam != nil {
 		err = errors.Join(err, r.ipam.release(uid))
 	}

@@ -25,6 +25,9 @@ func (a adapter) CreateSandbox(ctx context.Context, pod *corev1.Pod) (kubelet.Sa
 	return sandbox{sb: sb}, nil
 }
 
+// RemovePodFiles deletes the logs a finished pod's sandbox left behind.
+func (a adapter) RemovePodFiles(pod *corev1.Pod) error { return a.rt.RemovePodFiles(pod) }
+
 type sandbox struct{ sb *runtime.Sandbox }
 
 func (s sandbox) PodIPs() []netip.Addr { return s.sb.PodIPs() }
