@@ -82,6 +82,16 @@ func TestMeshEnv(t *testing.T) {
 			wantErr: "WEFT_PROXY_IDENTITY_TRUST_ANCHORS"},
 		{name: "policy without identity", env: map[string]string{"WEFT_PROXY_INBOUND_DEFAULT_POLICY": "all-authenticated"}, wantErr: "needs identity"},
 		{name: "bad policy", env: map[string]string{"WEFT_PROXY_INBOUND_DEFAULT_POLICY": "some"}, wantErr: "WEFT_PROXY_INBOUND_DEFAULT_POLICY"},
+		{name: "destination tuning", env: map[string]string{"WEFT_PROXY_DESTINATION_SVC_ADDR": "dst:8086",
+			"WEFT_PROXY_OUTBOUND_FAILFAST_TIMEOUT": "500ms", "WEFT_PROXY_DESTINATION_PROFILE_SUFFIXES": "svc.cluster.local., example.org",
+			"WEFT_PROXY_DESTINATION_CONTEXT": `{"ns":"demo"}`},
+			check: func(c Config) bool {
+				return c.DestinationFailFast == 500*time.Millisecond && slices.Equal(c.DestinationSuffixes, []string{"svc.cluster.local", "example.org"}) &&
+					c.DestinationContext == `{"ns":"demo"}`
+			}},
+		{name: "no suffixes", env: map[string]string{"WEFT_PROXY_DESTINATION_SVC_ADDR": "dst:8086", "WEFT_PROXY_DESTINATION_PROFILE_SUFFIXES": "."},
+			check: func(c Config) bool { return c.DestinationSuffixes != nil && len(c.DestinationSuffixes) == 0 }},
+		{name: "bad fail-fast", env: map[string]string{"WEFT_PROXY_OUTBOUND_FAILFAST_TIMEOUT": "soon"}, wantErr: "WEFT_PROXY_OUTBOUND_FAILFAST_TIMEOUT"},
 		{name: "bad destination", env: map[string]string{"WEFT_PROXY_DESTINATION_SVC_ADDR": "nohostport"}, wantErr: "WEFT_PROXY_DESTINATION_SVC_ADDR"},
 		{name: "bad destination name", env: map[string]string{"WEFT_PROXY_IDENTITY_SVC_ADDR": "id:8080", "WEFT_PROXY_IDENTITY_TRUST_ANCHORS": pem,
 			"WEFT_PROXY_IDENTITY_LOCAL_NAME": "spiffe://cluster.local/ns/a/sa/b", "WEFT_PROXY_DESTINATION_SVC_ADDR": "dst:8086", "WEFT_PROXY_DESTINATION_SVC_NAME": "dst"},
