@@ -580,7 +580,9 @@ func TestInstallFlow(t *testing.T) {
 		for _, app := range []string{"books", "authors", "web"} {
 			var in bool
 			for _, p := range listPods(t, appNS, "app="+app) {
-				in = in || hasSample(metricsOf(t, &p), "request_total", `direction="inbound"`)
+				m := metricsOf(t, &p)
+				in = in || hasSample(m, "request_total", `direction="inbound"`)
+				t.Logf("%s metrics:\n%s", p.Name, grepLines(m, "request_total", "identity_cert", "weft_tls"))
 			}
 			if !in {
 				t.Errorf("no %s proxy reports inbound requests", app)
@@ -588,8 +590,40 @@ func TestInstallFlow(t *testing.T) {
 		}
 		for _, app := range []string{"traffic", "web"} {
 			p := listPods(t, appNS, "app="+app)[0]
-			if m := metricsOf(t, &p); !hasSample(m, "request_total", `direction="outbound"`) {
+			m := metricsOf(t, &p)
+			t.Logf("%s metrics:\n%s", p.Name, grepLines(m, "request_total", "identity_cert", "weft_tls"))
+			if !hasSample(m, "request_total", `direction="outbound"`) {
 				t.Errorf("%s proxy reports no outbound requests:\n%s", app, tail(m, 3000))
+			}
+		}
+
+		// mTLS between the proxies, with the workloads' identities on both ends: each client's
+		// proxy names the server's identity, each server's proxy the client's.
+		id := func(sa string) string { return "spiffe://cluster.local/ns/" + appNS + "/sa/" + sa }
+		for _, hop := range []struct{ client, server, port string }{
+			{"traffic", "web", "8080"}, {"traffic", "books", "7000"}, {"traffic", "authors", "7001"},
+			{"web", "books", "7000"}, {"web", "authors", "7001"},
+		} {
+			authority := `authority="` + hop.server + "." + appNS + ".svc.cluster.local:" + hop.port + `"`
+			var out, in bool
+			for _, p := range listPods(t, appNS, "app="+hop.client) {
+				out = out || hasSample(metricsOf(t, &p), "request_total", `direction="outbound"`, authority, `tls="true"`, `server_id="`+id(hop.server)+`"`)
+			}
+			for _, p := range listPods(t, appNS, "app="+hop.server) {
+				in = in || hasSample(metricsOf(t, &p), "request_total", `direction="inbound"`, authority, `tls="true"`, `client_id="`+id(hop.client)+`"`)
+			}
+			if !out {
+				t.Errorf("%s → %s: no outbound request_total{tls=\"true\",server_id=%q} on the %s proxies", hop.client, hop.server, id(hop.server), hop.client)
+			}
+			if !in {
+				t.Errorf("%s → %s: no inbound request_total{tls=\"true\",client_id=%q} on the %s proxies", hop.client, hop.server, id(hop.client), hop.server)
+			}
+		}
+		// Every meshed pod, control plane included, holds a certificate that expires within
+		// the issuance lifetime (24h by default).
+		for _, ns := range []string{appNS, cpNS} {
+			for _, p := range listPods(t, ns, "") {
+				checkCertificate(t, &p)
 			}
 		}
 	})
@@ -674,6 +708,79 @@ func TestInstallFlow(t *testing.T) {
 		return
 	}
 
+	t.Run("no-certificate-not-ready", func(t *testing.T) {
+		// A manually injected pod whose proxy cannot reach identity: it must not become
+		// ready (and its app container must not start) without a certificate.
+		pod := testappPod("no-cert", "sleep", "1h")
+		pod.Spec.TerminationGracePeriodSeconds = ptr[int64](1)
+		pod.TypeMeta = metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}
+		y, err := yaml.Marshal(pod)
+		if err != nil {
+			t.Fatal(err)
+		}
+		injected := c.run(t, string(y), "weft", "inject", "--manual", "--weft-namespace", cpNS, "-")
+		var got corev1.Pod
+		if err := yaml.Unmarshal([]byte(injected), &got); err != nil {
+			t.Fatalf("weft inject --manual output is not a pod: %v\n%s", err, injected)
+		}
+		spec, _, _ := proxyStatus(&got)
+		if spec == nil {
+			t.Fatalf("weft inject --manual added no proxy: %s", containerNames(&got))
+		}
+		changed := false
+		for i := range spec.Env {
+			if spec.Env[i].Name == "WEFT_PROXY_IDENTITY_SVC_ADDR" {
+				spec.Env[i].Value = "127.0.0.1:1" // nothing listens there, inside the pod
+				changed = true
+			}
+		}
+		if !changed {
+			t.Fatalf("injected proxy has no WEFT_PROXY_IDENTITY_SVC_ADDR")
+		}
+		got.Namespace = plainNS
+		created, err := kube.CoreV1().Pods(plainNS).Create(ctxFor(t, time.Minute), &got, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatalf("create pod: %v", err)
+		}
+		var ip string
+		waitFor(t, podTimeout, "the proxy without identity to have failed a certificate request", func(ctx context.Context) (bool, string, error) {
+			p, err := kube.CoreV1().Pods(plainNS).Get(ctx, created.Name, metav1.GetOptions{})
+			if err != nil || p.Status.PodIP == "" {
+				return false, fmt.Sprint(err), nil
+			}
+			ip = p.Status.PodIP
+			m, err := scrape(ctx, ip)
+			if err != nil {
+				return false, err.Error(), nil
+			}
+			return sampleValue(m, "identity_cert_refresh_failures_total") >= 1, grepLines(m, "identity_cert"), nil
+		})
+		req, _ := http.NewRequestWithContext(ctxFor(t, time.Minute), http.MethodGet, fmt.Sprintf("http://%s:4191/ready", ip), nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("GET /ready: %v", err)
+		}
+		body := new(bytes.Buffer)
+		body.ReadFrom(resp.Body)
+		resp.Body.Close()
+		t.Logf("proxy without identity: GET /ready = %d %q", resp.StatusCode, strings.TrimSpace(body.String()))
+		if resp.StatusCode == http.StatusOK || !strings.Contains(body.String(), "certificate") {
+			t.Errorf("proxy without a certificate: /ready = %d %q, want 503 naming the certificate", resp.StatusCode, body.String())
+		}
+		p, err := kube.CoreV1().Pods(plainNS).Get(ctxFor(t, time.Minute), created.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if podReady(p) {
+			t.Errorf("pod without a certificate is Ready: %s", podState(p))
+		}
+		for _, cs := range p.Status.ContainerStatuses {
+			if cs.Name == "app" && cs.State.Running != nil {
+				t.Errorf("app container started although its proxy has no certificate: %s", podState(p))
+			}
+		}
+	})
+
 	t.Run("inject-manual", func(t *testing.T) {
 		if webhookPod == nil {
 			t.Fatal("no webhook-injected books pod to compare with")
@@ -709,4 +816,67 @@ func TestInstallFlow(t *testing.T) {
 			t.Errorf("manually injected proxy exposes no request_total:\n%s", tail(m, 2000))
 		}
 	})
+}
+
+// grepLines returns the lines of s that start with one of the prefixes.
+func grepLines(s string, prefixes ...string) string {
+	var out []string
+	for _, line := range strings.Split(s, "\n") {
+		for _, p := range prefixes {
+			if strings.HasPrefix(line, p) {
+				out = append(out, line)
+				break
+			}
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// scrape reads a proxy's /metrics once.
+func scrape(ctx context.Context, ip string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s:4191/metrics", ip), nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	if _, err := b.ReadFrom(resp.Body); err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("GET /metrics: %s", resp.Status)
+	}
+	return b.String(), nil
+}
+
+// sampleValue is the value of the unlabelled sample name in metrics (-1 when absent).
+func sampleValue(metrics, name string) float64 {
+	for _, line := range strings.Split(metrics, "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err == nil {
+				return f
+			}
+		}
+	}
+	return -1
+}
+
+// checkCertificate asserts that a meshed pod's proxy holds a certificate: one successful
+// refresh, and an expiry in the future within the default issuance lifetime (24h).
+func checkCertificate(t *testing.T, p *corev1.Pod) {
+	t.Helper()
+	m := metricsOf(t, p)
+	exp := sampleValue(m, "identity_cert_expiration_timestamp_seconds")
+	now := float64(time.Now().Unix())
+	if exp <= now || exp > now+25*3600 {
+		t.Errorf("pod %s/%s: identity_cert_expiration_timestamp_seconds = %v, want within 24h from now (%v):\n%s", p.Namespace, p.Name, exp, now, grepLines(m, "identity_cert"))
+	}
+	if n := sampleValue(m, "identity_cert_refresh_total"); n < 1 {
+		t.Errorf("pod %s/%s: identity_cert_refresh_total = %v, want at least 1", p.Namespace, p.Name, n)
+	}
 }
