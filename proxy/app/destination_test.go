@@ -357,6 +357,7 @@ func TestDestinationRetries(t *testing.T) {
 		}
 	}
 	m := scrape(t, h)
+	promtoolCheck(t, m)
 	requests := counter(m, `route_request_total{direction="outbound",dst="`+booksHost+`:80",rt_route="POST /flaky"}`) -
 		counter(base, `route_request_total{direction="outbound",dst="`+booksHost+`:80",rt_route="POST /flaky"}`)
 	actual := counter(m, `route_actual_request_total{direction="outbound",dst="`+booksHost+`:80",rt_route="POST /flaky"}`) -

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -263,6 +264,8 @@ func TestMeshMTLS(t *testing.T) {
 	}
 
 	cm, sm := scrape(t, client), scrape(t, server)
+	promtoolCheck(t, cm)
+	promtoolCheck(t, sm)
 	for _, want := range []string{
 		`request_total{direction="outbound",authority="198.19.0.20:80",target_addr="` + httpLn.Addr().String() + `",tls="true",server_id="` + booksID + `"} 5`,
 		`tls="true",server_id="` + booksID + `"`,
@@ -334,4 +337,21 @@ func TestReadyWaitsForCertificate(t *testing.T) {
 	}
 	svc.Start()
 	waitReady(t, h)
+}
+
+// promtoolCheck runs promtool check metrics on an exposition; the only
+// accepted complaints are Linkerd's unit-abbreviated latency names.
+func promtoolCheck(t *testing.T, exposition string) {
+	t.Helper()
+	cmd := exec.Command("promtool", "check", "metrics")
+	cmd.Stdin = strings.NewReader(exposition)
+	res, _ := cmd.CombinedOutput()
+	for _, l := range strings.Split(strings.TrimSpace(string(res)), "\n") {
+		switch l {
+		case "", "response_latency_ms metric names should not contain abbreviated units",
+			"route_response_latency_ms metric names should not contain abbreviated units":
+		default:
+			t.Errorf("promtool: %s", l)
+		}
+	}
 }
