@@ -1,5 +1,5 @@
 // Command weft-testapp (image weft/testapp) is the multipurpose program of the end-to-end tests:
-// weft-testapp http|tcp-echo|whoami|get|tcp|token-review|webhook|record-lifecycle|sleep|exit.
+// weft-testapp http|tcp-echo|whoami|get|tcp|token-review|webhook|record-lifecycle|sleep|exit|backend|load.
 package main
 
 import (
@@ -36,7 +36,7 @@ func main() {
 
 func root() *cobra.Command {
 	r := &cobra.Command{Use: "weft-testapp", Short: "multipurpose program for weft's end-to-end tests", SilenceUsage: true, SilenceErrors: true}
-	r.AddCommand(httpCmd(), tcpEchoCmd(), whoamiCmd(), getCmd(), tcpCmd(), tokenReviewCmd(), webhookCmd(), lifecycleCmd(), sleepCmd(), exitCmd())
+	r.AddCommand(httpCmd(), tcpEchoCmd(), whoamiCmd(), getCmd(), tcpCmd(), tokenReviewCmd(), webhookCmd(), lifecycleCmd(), sleepCmd(), exitCmd(), backendCmd(), loadCmd())
 	return r
 }
 
