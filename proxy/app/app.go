@@ -17,7 +17,6 @@ import (
 
 	"github.com/weftmesh/weft/proxy/admin"
 	"github.com/weftmesh/weft/proxy/config"
-	"github.com/weftmesh/weft/proxy/destclient"
 	"github.com/weftmesh/weft/proxy/dial"
 	"github.com/weftmesh/weft/proxy/discovery"
 	"github.com/weftmesh/weft/proxy/drain"
@@ -60,11 +59,11 @@ type App struct {
 	// dialH1, dialH2 and dialTCP open upstream connections for each layer:
 	// mTLS carriers (the peer skips detection) when identity is on.
 	dialH1, dialH2, dialTCP endpointDialer
-	mesh                    *mesh              // nil: identity off
-	dest                    *destclient.Client // nil: no destination service
-	destDialer              *mtls.Dialer       // the destination connection's mTLS (nil: plaintext)
-	dirs                    [2]*direction      // by record.Direction
-	names                   addrCache          // string forms of original destinations
+	mesh                    *mesh         // nil: identity off
+	dest                    *destResolver // nil: no destination service
+	destDialer              *mtls.Dialer  // the destination connection's mTLS (nil: plaintext)
+	dirs                    [2]*direction // by record.Direction
+	names                   addrCache     // string forms of original destinations
 	admin                   *http.Server
 	adminLn                 net.Listener
 

@@ -492,3 +492,33 @@ func TestDestinationOverMTLS(t *testing.T) {
 		t.Fatalf("destination proxy metrics:\n%s", grepLines(m, "request_total", "tcp_open_total"))
 	}
 }
+
+// TestDestinationUnreachable: a proxy whose destination service cannot be
+// reached (a pod whose control plane is missing) passes traffic through
+// without making every request wait the fail-fast timeout.
+func TestDestinationUnreachable(t *testing.T) {
+	port, _ := backends(t, 1, func(_ int, w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "direct") })
+	closed := listen(t)
+	addr := closed.Addr().String()
+	closed.Close()
+	const failFast = 2 * time.Second
+	h := newHarnessWith(t, func(c *config.Config) {
+		c.DestinationAddr = addr
+		c.DestinationFailFast = failFast
+	}, Options{})
+	h.to("127.0.0.1:" + strconv.Itoa(port))
+	c := h1Client()
+	if code, _, body := get(t, c, h.outbound(), "http", "/"); code != 200 || body != "direct" {
+		t.Fatalf("first request: %d %s", code, body)
+	}
+	start := time.Now()
+	for i := range 20 {
+		if code, perr, body := get(t, c, h.outbound(), "http", fmt.Sprint("/", i)); code != 200 || body != "direct" {
+			t.Fatalf("request %d: %d %s %s", i, code, perr, body)
+		}
+	}
+	// A generous bound: waiting even once would take the whole fail-fast.
+	if d := time.Since(start); d >= failFast {
+		t.Fatalf("20 requests took %v: they waited for the unreachable destination", d)
+	}
+}
