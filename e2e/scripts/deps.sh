@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
   iptables iproute2 etcd-server protobuf-compiler libprotobuf-dev util-linux conntrack tcpdump tshark
-  nginx haproxy wrk nghttp2-client prometheus
+  nginx libnginx-mod-stream haproxy wrk nghttp2-client prometheus
 )
 
 installed() {
