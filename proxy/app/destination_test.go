@@ -260,6 +260,11 @@ func TestDestinationFailFastAndOutage(t *testing.T) {
 	port, ips := backends(t, 2, func(i int, w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, i) })
 	cp := newControlPlane(t, port)
 	h := meshClient(t, cp, port, func(c *config.Config) { c.DestinationFailFast = 300 * time.Millisecond })
+	// The app's original destination is a closed port: a request that went
+	// to pass-through instead of a known endpoint would fail with 502.
+	closed := listen(t)
+	h.to(closed.Addr().String())
+	closed.Close()
 	c := h1Client()
 	if code, perr, _ := get(t, c, h.outbound(), "http", "/"); code != 503 || perr != "no_endpoints" {
 		t.Fatalf("no endpoints: %d %q", code, perr)
@@ -276,19 +281,16 @@ func TestDestinationFailFastAndOutage(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("endpoints never arrived: %d", code)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 	cp.stop(t)
-	seen := map[string]int{}
+	// P2C over peak-EWMA may favour the replica that answered faster, so
+	// only "served by a known endpoint" is asserted.
 	for range 40 {
 		code, perr, body := get(t, c, h.outbound(), "http", "/")
-		if code != 200 {
-			t.Fatalf("after the destination service stopped: %d %s", code, perr)
+		if code != 200 || (body != "0" && body != "1") {
+			t.Fatalf("after the destination service stopped: %d %s %q", code, perr, body)
 		}
-		seen[body]++
-	}
-	if len(seen) != 2 {
-		t.Fatalf("not balanced over the known endpoints: %v", seen)
 	}
 	m := scrape(t, h)
 	if !strings.Contains(m, `weft_proxy_errors_total{direction="outbound",kind="no_endpoints"} 1`) {
