@@ -3,10 +3,12 @@ package app
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"io"
 	"net"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -150,8 +152,10 @@ func TestSelfConnectionRefused(t *testing.T) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(5 * time.Second))
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
-	if b, err := io.ReadAll(c); err != nil || len(b) != 0 {
-		t.Fatalf("got %q %v, want a plain close", b, err)
+	// The proxy closes without reading: unread request bytes may turn the
+	// close into a reset. Either way nothing is answered.
+	if b, err := io.ReadAll(c); (err != nil && !errors.Is(err, syscall.ECONNRESET)) || len(b) != 0 {
+		t.Fatalf("got %q %v, want a close", b, err)
 	}
 	if !strings.Contains(scrape(t, h), `weft_proxy_errors_total{direction="outbound",kind="bad_request"} 1`) {
 		t.Error("not counted")
