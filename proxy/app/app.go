@@ -178,8 +178,12 @@ func (a *App) newDirection(d record.Direction, addrs []string, opaque []uint16, 
 	if err != nil {
 		return nil, err
 	}
+	var h2prof h2.Profiles
+	if prof != nil {
+		h2prof = prof
+	}
 	hp, err := h2.New(h2.Config{
-		Direction: d, Router: h2Router{r}, Observer: a.metrics, Dialer: a.dialH2, Logger: a.log,
+		Direction: d, Router: r, Observer: a.metrics, Dialer: a.dialH2, Logger: a.log, Profiles: h2prof,
 		DialTimeout: a.cfg.ConnectTimeout, IdleTimeout: a.cfg.IdleTimeout,
 	})
 	if err != nil {

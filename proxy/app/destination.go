@@ -171,21 +171,3 @@ func resolveAddr(ctx context.Context, addr string) (netip.AddrPort, error) {
 type contextResolver interface {
 	ResolveContext(ctx context.Context, authority string, orig netip.AddrPort) (target.Endpoint, error)
 }
-
-// h2Router balances HTTP/2 requests per request from the core's side of
-// the h2 seams (the h2 package does not report to the load handle): the
-// request is counted pending on its endpoint from the pick until its stream
-// ends (the request context is cancelled when the handler returns), so the
-// RTT sample is the stream's duration, not the time to the first byte, and
-// failures are not reported. See docs/proxy.md.
-type h2Router struct{ router }
-
-func (r h2Router) Route(ctx context.Context, authority string, orig netip.AddrPort) (target.Endpoint, error) {
-	ep, err := r.router.Route(ctx, authority, orig)
-	if err == nil && ep.Load != nil {
-		l := ep.Load
-		tok := l.Begin()
-		context.AfterFunc(ctx, func() { l.End(tok, false) })
-	}
-	return ep, err
-}

@@ -51,8 +51,13 @@ type Config struct {
 	Direction record.Direction
 	// Router picks an endpoint per request. Required.
 	Router Router
-	// Observer receives one record per exchange; nil records nothing.
+	// Observer receives one record per exchange; nil records nothing. When
+	// it also implements RouteObserver it gets the rt_route records.
 	Observer Observer
+	// Profiles looks up request profiles (routes, response classes,
+	// timeouts, retries); nil means no profiles: no route is matched and
+	// nothing is retried.
+	Profiles Profiles
 	// Dialer opens upstream connections; nil dials plain TCP to ep.Addr.
 	Dialer Dialer
 	// Logger receives connection-level events (flood cut-offs); nil uses

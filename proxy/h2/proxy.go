@@ -28,8 +28,9 @@ type Proxy struct {
 	drained chan struct{} // closed when draining and conns is empty; nil before Shutdown
 	closed  bool          // Shutdown returned: new connections are refused
 
-	addrs addrCache
-	stats counters
+	addrs    addrCache
+	stats    counters
+	routeObs RouteObserver // cfg.Observer as a RouteObserver; nil when it is not one
 }
 
 // Stats are cumulative counters of a Proxy.
@@ -59,6 +60,7 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	p := &Proxy{cfg: cfg, conns: make(map[net.Conn]struct{})}
 	p.up = newUpstreams(&p.cfg)
+	p.routeObs, _ = cfg.Observer.(RouteObserver)
 	p.hs = &http.Server{
 		// x/net advertises MaxHeaderBytes plus 320 bytes of per-field
 		// overhead as SETTINGS_MAX_HEADER_LIST_SIZE.
