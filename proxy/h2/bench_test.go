@@ -8,6 +8,8 @@ import (
 	"time"
 
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+
+	"github.com/weftmesh/weft/proxy/record"
 )
 
 // The unary benchmarks run client, proxy and backend in one process, so
@@ -42,11 +44,19 @@ func benchH2CUnary(b *testing.B, viaProxy bool) {
 func BenchmarkH2CUnaryDirect(b *testing.B)   { benchH2CUnary(b, false) }
 func BenchmarkH2CUnaryViaProxy(b *testing.B) { benchH2CUnary(b, true) }
 
-func benchGRPCUnary(b *testing.B, viaProxy bool) {
+func benchGRPCUnary(b *testing.B, viaProxy, routed bool) {
 	ep := startGRPCBackend(b, newTestService())
 	addr := ep.Addr.String()
 	if viaProxy {
-		_, addr = startProxy(b, Config{Router: staticRouter{ep}})
+		cfg := Config{Router: staticRouter{ep}}
+		if routed {
+			// A retryable route with a timeout (replay buffer, deadline)
+			// and a load handle: the whole routed path.
+			ep.Load = &countingLoad{}
+			cfg = Config{Router: staticRouter{ep}, Observer: &nopRouteObserver{},
+				Profiles: staticProfiles{compileRoute(b, true, time.Minute)}}
+		}
+		_, addr = startProxy(b, cfg)
 	}
 	c := grpcClient(b, addr)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -61,8 +71,19 @@ func benchGRPCUnary(b *testing.B, viaProxy bool) {
 	}
 }
 
-func BenchmarkGRPCUnaryDirect(b *testing.B)   { benchGRPCUnary(b, false) }
-func BenchmarkGRPCUnaryViaProxy(b *testing.B) { benchGRPCUnary(b, true) }
+func BenchmarkGRPCUnaryDirect(b *testing.B)   { benchGRPCUnary(b, false, false) }
+func BenchmarkGRPCUnaryViaProxy(b *testing.B) { benchGRPCUnary(b, true, false) }
+
+// BenchmarkGRPCUnaryRouted goes through a profile route (retryable, with
+// a timeout) and reports to a load handle and a route observer.
+func BenchmarkGRPCUnaryRouted(b *testing.B) { benchGRPCUnary(b, true, true) }
+
+// nopRouteObserver drops every record.
+type nopRouteObserver struct{}
+
+func (nopRouteObserver) ObserveHTTP(*record.HTTP)               {}
+func (nopRouteObserver) ObserveRoute(*record.HTTP, bool)        {}
+func (nopRouteObserver) ObserveRouteAttempt(*record.HTTP, bool) {}
 
 func BenchmarkHeaderCopy(b *testing.B) {
 	src := http.Header{

@@ -92,13 +92,15 @@ func (h *connHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var (
 		body   io.ReadCloser
 		replay *profile.Replay
-		src    *eofReader
+		src    *bodyReader
 	)
 	hasBody := r.ContentLength != 0 || r.Body != http.NoBody
 	if hasBody {
 		body = r.Body
 		if retry.MayRetry() && r.ContentLength <= profile.MaxReplayBody {
-			src = &eofReader{r: r.Body}
+			// Not pooled: a transport goroutine may still be reading
+			// it after the handler returned.
+			src = &bodyReader{r: r.Body}
 			replay = profile.NewReplay(src)
 			defer replay.Release()
 			body = replay.Body()
@@ -143,8 +145,11 @@ func (h *connHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				remaining = time.Nanosecond
 			}
 		}
-		replayable := !hasBody || (replay != nil && replay.Replayable() &&
-			(src.eof.Load() || r.ContentLength >= 0 && replay.Buffered() == int(r.ContentLength)))
+		// A body is replayed only when it was complete (and within the
+		// buffer) before the attempt failed; for gRPC only a single
+		// message (unary or server-streaming call).
+		replayable := !hasBody || replay != nil && replay.Replayable() &&
+			(!grpc && src.complete(r.ContentLength) || grpc && src.singleMessage())
 		wait, again := retry.Next(profile.Outcome{Failed: true, Err: err, Replayable: replayable, Remaining: remaining})
 		if again && replay != nil {
 			if again = replay.Rewind(); again {

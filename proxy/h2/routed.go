@@ -2,6 +2,7 @@ package h2
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net/http"
@@ -30,20 +31,51 @@ type RouteObserver interface {
 	ObserveRouteAttempt(h *record.HTTP, failed bool)
 }
 
-// eofReader remembers that the request body was read to its end, so that
-// a request whose body (a gRPC client stream) was still open when an
-// attempt failed is never retried.
-type eofReader struct {
-	r   io.Reader
-	eof atomic.Bool
+// bodyReader sits between the client's request body and the replay
+// buffer and remembers what a retry needs to know: whether the body was
+// read to its end, how many bytes it had and, for gRPC, the length of the
+// first length-prefixed message. Reads are serialised by the replay buffer;
+// the results are read by the handler while a transport goroutine may
+// still be reading, hence the atomics.
+type bodyReader struct {
+	r      io.Reader
+	eof    atomic.Bool
+	n      atomic.Int64
+	msgLen atomic.Int64 // first gRPC message's length + 5; 0 until known
+	head   [5]byte      // the gRPC message prefix (flag, 4-byte length)
 }
 
-func (e *eofReader) Read(p []byte) (int, error) {
-	n, err := e.r.Read(p)
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if n > 0 {
+		old := b.n.Load()
+		if old < int64(len(b.head)) {
+			copy(b.head[old:], p[:n])
+			if old+int64(n) >= int64(len(b.head)) {
+				b.msgLen.Store(int64(binary.BigEndian.Uint32(b.head[1:])) + int64(len(b.head)))
+			}
+		}
+		b.n.Add(int64(n))
+	}
 	if err == io.EOF {
-		e.eof.Store(true)
+		b.eof.Store(true)
 	}
 	return n, err
+}
+
+// complete reports whether the whole body was read: its end was seen, or
+// its declared length (contentLength ≥ 0) was.
+func (b *bodyReader) complete(contentLength int64) bool {
+	return b.eof.Load() || contentLength >= 0 && b.n.Load() == contentLength
+}
+
+// singleMessage reports whether the body was exactly one complete gRPC
+// message followed by the end of the stream: the shape of a unary or
+// server-streaming call. Anything else (no message, several, a stream
+// still open) is a client stream, which is never retried.
+func (b *bodyReader) singleMessage() bool {
+	m := b.msgLen.Load()
+	return b.eof.Load() && m > 0 && b.n.Load() == m
 }
 
 // timeoutKind reports an error after the route deadline as a Timeout.
