@@ -160,3 +160,14 @@ func TestInjectErrors(t *testing.T) {
 		t.Fatalf("--ignore-cluster: %v\n%s", err, out)
 	}
 }
+
+func TestVizStatErrors(t *testing.T) {
+	_, _, err := runIO(t, nil, "", "viz", "stat", "--window", "1ms")
+	if err == nil || !strings.Contains(err.Error(), "out of range") {
+		t.Fatalf("bad window: %v", err)
+	}
+	_, _, err = runIO(t, cluster(true), "", "viz", "stat", "-n", "empty", "--window", "1s")
+	if err == nil || !strings.Contains(err.Error(), "no running pods in namespace empty") {
+		t.Fatalf("empty namespace: %v", err)
+	}
+}

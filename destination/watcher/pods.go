@@ -6,9 +6,9 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/weftmesh/weft/internal/annotations"
+	"github.com/weftmesh/weft/internal/workload"
 )
 
 // Annotations and names read from pods. The injector writes them.
@@ -33,7 +33,7 @@ func podFromObject(p *corev1.Pod) *Pod {
 	if ip, err := netip.ParseAddr(p.Status.PodIP); err == nil {
 		out.IP = ip
 	}
-	out.OwnerKind, out.OwnerName = owner(p)
+	out.OwnerKind, out.OwnerName = workload.Owner(p)
 	return out
 }
 
@@ -49,23 +49,6 @@ func isMeshed(p *corev1.Pod) bool {
 		}
 	}
 	return false
-}
-
-// owner names the pod's workload; a ReplicaSet created by a Deployment is
-// reported as the Deployment (its name minus the pod-template-hash).
-func owner(p *corev1.Pod) (kind, name string) {
-	ref := metav1.GetControllerOf(p)
-	if ref == nil {
-		return "Pod", p.Name
-	}
-	if ref.Kind == "ReplicaSet" {
-		if hash := p.Labels["pod-template-hash"]; hash != "" {
-			if dep, ok := strings.CutSuffix(ref.Name, "-"+hash); ok {
-				return "Deployment", dep
-			}
-		}
-	}
-	return ref.Kind, ref.Name
 }
 
 // ParsePorts parses a comma-separated list of ports and ranges ("25,3306,
