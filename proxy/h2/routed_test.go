@@ -73,13 +73,16 @@ func (o *routeRecorder) ObserveRouteAttempt(_ *record.HTTP, failed bool) {
 	o.mu.Unlock()
 }
 
-// failingGRPCBackend answers every call UNAVAILABLE at once, trailers-only
-// and without reading the request stream; calls counts them.
+// failingGRPCBackend answers every call UNAVAILABLE, trailers-only, after
+// reading its first request message (a unary request is then complete at
+// the proxy: a backend failing before it reads the request can beat the
+// request's END_STREAM, and such a call is not retried); calls counts them.
 func failingGRPCBackend(t testing.TB) (target.Endpoint, *atomic.Int64) {
 	t.Helper()
 	calls := new(atomic.Int64)
-	srv := grpc.NewServer(grpc.UnknownServiceHandler(func(any, grpc.ServerStream) error {
+	srv := grpc.NewServer(grpc.UnknownServiceHandler(func(_ any, st grpc.ServerStream) error {
 		calls.Add(1)
+		_ = st.RecvMsg(new(testgrpc.SimpleRequest))
 		return status.Error(codes.Unavailable, "down")
 	}))
 	ln := listen(t)
@@ -185,5 +188,32 @@ func TestRoutedTimeoutHTTP(t *testing.T) {
 	}
 	if load.begins.Load() != 1 || load.failed.Load() != 1 {
 		t.Fatalf("load: %d begins, %d failed", load.begins.Load(), load.failed.Load())
+	}
+}
+
+// TestRoutedTimeoutMidStreamGRPC: a route timeout that expires after the
+// response headers of a server stream ends the call with
+// DEADLINE_EXCEEDED and weft-proxy-error: timeout in the trailers, after
+// the messages already sent.
+func TestRoutedTimeoutMidStreamGRPC(t *testing.T) {
+	ep := startGRPCBackend(t, newTestService())
+	_, addr := startProxy(t, Config{Router: staticRouter{ep}, Profiles: staticProfiles{compileRoute(t, false, 300*time.Millisecond)}})
+	c := grpcClient(t, addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := c.StreamingOutputCall(ctx, &testgrpc.StreamingOutputCallRequest{ResponseParameters: []*testgrpc.ResponseParameters{
+		{Size: 10}, {Size: 10, IntervalUs: 5_000_000}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Recv(); err != nil {
+		t.Fatalf("first message: %v", err)
+	}
+	_, err = st.Recv()
+	if status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("after the timeout: %v", err)
+	}
+	if v := st.Trailer().Get("weft-proxy-error"); len(v) != 1 || v[0] != "timeout" {
+		t.Fatalf("trailer %v", st.Trailer())
 	}
 }
