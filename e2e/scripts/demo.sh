@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # demo.sh up|down — the weft demo on the local cluster (called by `make demo` / `make demo-down`,
 # after `deps build kube-bins`).
-#   up:   start the local cluster (idempotent), apply e2e/demo/manifests/demo.yaml, wait for every
-#         demo pod to be Ready, let traffic run, print the traffic generator's figures.
+#   up:   start the local cluster (idempotent), install weft (weft install --crds | kubectl apply,
+#         weft install | kubectl apply), annotate namespace demo for injection, apply
+#         e2e/demo/manifests/demo.yaml, wait for every meshed pod to be Ready, let traffic run, print
+#         the traffic generator's figures and the proxies' (weft viz stat).
 #   down: stop the local cluster and remove everything it created.
 # Env: DEMO_TRAFFIC_SECONDS (default 15), DEMO_WAIT_TIMEOUT (default 300s).
 set -euo pipefail
@@ -21,7 +23,7 @@ die() { echo "demo: $*" >&2; exit 1; }
 
 need_bins() {
   local b missing=()
-  for b in weft-cluster weft-node weft-testapp demo-web demo-books demo-authors demo-traffic; do
+  for b in weft weft-controller weft-proxy weft-cluster weft-node weft-testapp demo-web demo-books demo-authors demo-traffic; do
     [ -x "$bin/$b" ] || missing+=("$bin/$b")
   done
   [ ${#missing[@]} -eq 0 ] || die "missing binaries: ${missing[*]} (run 'make build')"
@@ -46,15 +48,26 @@ up() {
   need_bins
   echo "==> starting the local cluster"
   "$bin/weft-cluster" up
+  install_weft
+  echo "==> meshing namespace $ns: kubectl annotate ns $ns weft.io/inject=enabled"
+  kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+  kubectl annotate namespace "$ns" weft.io/inject=enabled --overwrite >/dev/null
   echo "==> applying $manifest"
   kubectl apply -f "$manifest"
-  echo "==> waiting for the demo Deployments to roll out (timeout $wait_timeout)"
+  # Pods created before the namespace was annotated (an earlier unmeshed demo) have no proxy.
+  local unmeshed
+  unmeshed=$(kubectl -n "$ns" get pods -o jsonpath='{range .items[*]}{.metadata.name}{" "}{.metadata.annotations.weft\.io/proxy-version}{"\n"}{end}' | awk 'NF == 1' | wc -l)
+  if [ "$unmeshed" -gt 0 ]; then
+    echo "==> $unmeshed demo pods predate the annotation: kubectl rollout restart"
+    kubectl -n "$ns" rollout restart deployment >/dev/null
+  fi
+  echo "==> waiting for the meshed demo to roll out (timeout $wait_timeout)"
   local d
   for d in books authors web traffic; do
     kubectl -n "$ns" rollout status "deployment/$d" --timeout="$wait_timeout" || explain_failure
   done
   kubectl -n "$ns" wait --for=condition=Ready pod --all --timeout="$wait_timeout" || explain_failure
-  kubectl -n "$ns" get pods -o wide
+  kubectl -n "$ns" get pods -o custom-columns='POD:.metadata.name,READY:.status.containerStatuses[*].ready,PROXY:.metadata.annotations.weft\.io/proxy-version,INJECTED-BY:.metadata.annotations.weft\.io/injected-by,IP:.status.podIP'
 
   local ip
   ip=$(kubectl -n "$ns" get pod -l app=traffic -o jsonpath='{.items[0].status.podIP}')
@@ -65,18 +78,41 @@ up() {
     || die "could not reach the traffic generator at $stats (is the pod network up? node log: $cache/cluster/logs/weft-node.log)"
   echo "==> letting traffic run for ${traffic_seconds}s"
   sleep "$traffic_seconds"
-  echo "==> traffic figures over the last ${traffic_seconds}s ($stats)"
+  echo "==> what the traffic generator saw over the last ${traffic_seconds}s ($stats)"
   curl -fsS --max-time 10 "$stats?format=table" \
-    || die "could not fetch http://$ip:9000/stats (traffic log: $cache/cluster/node/pods/${ns}_<traffic pod>_<uid>/traffic.log)"
+    || die "could not fetch $stats"
+  echo
+  echo "==> what the proxies saw: weft viz stat -n $ns (inbound traffic per workload, over mTLS between proxies)"
+  "$bin/weft" viz stat -n "$ns" --window 10s
   cat <<MSG
 
-The demo is running. Use kubectl against the local cluster:
+The meshed demo is running. Use kubectl and weft against the local cluster:
   export KUBECONFIG=$KUBECONFIG
   kubectl -n $ns get pods,svc
-  curl -s http://\$(kubectl -n $ns get pod -l app=traffic -o jsonpath='{.items[0].status.podIP}'):9000/stats?format=table
+  bin/weft viz stat -n $ns
+  bin/weft version
 Stop everything:
   make demo-down
 MSG
+}
+
+# install_weft installs the CRDs and the control plane, exactly as a user would, unless weft is
+# already installed.
+install_weft() {
+  if kubectl -n weft get configmap weft-config >/dev/null 2>&1; then
+    echo "==> weft is already installed"
+  else
+    echo "==> weft install --crds | kubectl apply -f -"
+    "$bin/weft" install --crds | kubectl apply -f -
+    kubectl wait --for condition=Established --timeout=60s crd/serviceprofiles.weft.io
+    echo "==> weft install | kubectl apply -f -"
+    "$bin/weft" install | kubectl apply -f -
+  fi
+  local d
+  for d in weft-identity weft-destination weft-proxy-injector; do
+    kubectl -n weft rollout status "deployment/$d" --timeout="$wait_timeout" \
+      || die "control plane deployment $d did not become ready (pods: kubectl -n weft get pods; logs: $cache/cluster/node/pods/weft_*)"
+  done
 }
 
 down() {
