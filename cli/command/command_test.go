@@ -89,6 +89,7 @@ func run(t *testing.T, cs kubernetes.Interface, args ...string) (string, error) 
 			return cs, nil
 		},
 		Generator: fixedGenerator{t},
+		CRDWait:   200 * time.Millisecond,
 		Now:       time.Now,
 	})
 	root.SetArgs(args)

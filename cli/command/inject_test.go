@@ -13,7 +13,10 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	apiruntime "k8s.io/apimachinery/pkg/runtime"
+	fakediscovery "k8s.io/client-go/discovery/fake"
 	"k8s.io/client-go/kubernetes"
+	clienttesting "k8s.io/client-go/testing"
 
 	"github.com/weftmesh/weft/internal/kubeclient"
 	"github.com/weftmesh/weft/manifests"
@@ -49,6 +52,7 @@ func runIO(t *testing.T, cs kubernetes.Interface, stdin string, args ...string) 
 			return cs, nil
 		},
 		Generator: fixedGenerator{t},
+		CRDWait:   200 * time.Millisecond,
 		Now:       time.Now,
 	})
 	root.SetIn(strings.NewReader(stdin))
@@ -169,5 +173,32 @@ func TestVizStatErrors(t *testing.T) {
 	_, _, err = runIO(t, cluster(true), "", "viz", "stat", "-n", "empty", "--window", "1s")
 	if err == nil || !strings.Contains(err.Error(), "no running pods in namespace empty") {
 		t.Fatalf("empty namespace: %v", err)
+	}
+}
+
+// TestInstallWaitsForJustAppliedCRDs: `weft install --crds | kubectl apply`
+// directly followed by `weft install` works while discovery catches up.
+func TestInstallWaitsForJustAppliedCRDs(t *testing.T) {
+	cs := cluster(false)
+	calls := 0
+	cs.Fake.PrependReactor("get", "resource", func(clienttesting.Action) (bool, apiruntime.Object, error) {
+		calls++
+		if calls == 3 { // served from the third discovery call on
+			cs.Discovery().(*fakediscovery.FakeDiscovery).Resources = []*metav1.APIResourceList{{
+				GroupVersion: "weft.io/v1alpha1",
+				APIResources: []metav1.APIResource{{Name: "serviceprofiles", Namespaced: true, Kind: "ServiceProfile"}},
+			}}
+		}
+		return false, nil, nil
+	})
+	var out, errOut bytes.Buffer
+	root := NewRoot(Config{Out: &out, Err: &errOut, Generator: fixedGenerator{t}, CRDWait: 10 * time.Second,
+		NewClient: func(kubeclient.Options) (kubernetes.Interface, error) { return cs, nil }})
+	root.SetArgs([]string{"install"})
+	if err := root.ExecuteContext(t.Context()); err != nil {
+		t.Fatalf("install after the CRD appeared: %v", err)
+	}
+	if calls < 3 || !strings.Contains(out.String(), "kind: Deployment") {
+		t.Fatalf("discovery calls %d, output %d bytes", calls, out.Len())
 	}
 }

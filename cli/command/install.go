@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -148,7 +149,7 @@ func preinstallCheck(ctx context.Context, g *globals) error {
 	if err != nil {
 		return unreachable(err)
 	}
-	if err := checkCRDs(cs); err != nil {
+	if err := waitCRDs(ctx, cs, g.cfg.CRDWait); err != nil {
 		if errors.Is(err, errCRDsMissing) {
 			return err
 		}
@@ -165,6 +166,24 @@ func preinstallCheck(ctx context.Context, g *globals) error {
 }
 
 var errCRDsMissing = errors.New("the weft CRDs are not installed")
+
+// waitCRDs checks that the CRDs are served, waiting up to wait for a CRD that
+// was just applied to be Established: `weft install --crds | kubectl apply -f -`
+// directly followed by `weft install | kubectl apply -f -` must work.
+func waitCRDs(ctx context.Context, cs kubernetes.Interface, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for {
+		err := checkCRDs(cs)
+		if err == nil || !errors.Is(err, errCRDsMissing) || !time.Now().Before(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
 
 func checkCRDs(cs kubernetes.Interface) error {
 	gv := sp.Group + "/" + sp.Version

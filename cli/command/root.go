@@ -27,7 +27,13 @@ type Config struct {
 	Generator manifests.Generator
 	// Now is the clock certificates are checked against; nil means time.Now.
 	Now func() time.Time
+	// CRDWait is how long install waits for just-applied CRDs to be served;
+	// 0 means DefaultCRDWait.
+	CRDWait time.Duration
 }
+
+// DefaultCRDWait bounds install's wait for the ServiceProfile CRD.
+const DefaultCRDWait = 30 * time.Second
 
 // ClientTimeout bounds each request to the cluster, so an unreachable
 // cluster fails a command in seconds rather than hanging.
@@ -58,6 +64,9 @@ func NewRoot(cfg Config) *cobra.Command {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.CRDWait == 0 {
+		cfg.CRDWait = DefaultCRDWait
 	}
 	g := &globals{values: manifests.DefaultValues(), cfg: cfg}
 	root := &cobra.Command{
