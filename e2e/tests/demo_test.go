@@ -51,6 +51,21 @@ func TestDemoApp(t *testing.T) {
 	}
 	stats := fmt.Sprintf("http://%s:9000/stats", pods.Items[0].Status.PodIP)
 	client := &http.Client{Timeout: 10 * time.Second}
+	// "Available" does not mean every Service rule and endpoint has reached
+	// every client yet (as on any cluster): warm up until each target has
+	// answered once, then measure from a fresh window.
+	waitFor(t, podTimeout, "every demo target to answer once", func(ctx context.Context) (bool, string, error) {
+		rep, err := fetchStats(ctx, client, stats)
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		for _, s := range rep.Targets {
+			if s.Successes == 0 {
+				return false, s.Name + " has no success yet (" + s.LastError + ")", nil
+			}
+		}
+		return len(rep.Targets) == 7, "", nil
+	})
 	resp, err := client.Post(stats+"?reset=1", "", nil)
 	if err != nil {
 		t.Fatalf("reset stats: %v", err)
