@@ -30,9 +30,11 @@ func meshed(t *testing.T, p *corev1.Pod, env ...corev1.EnvVar) *corev1.Pod {
 	if _, err := injector.Inject(p, v); err != nil {
 		t.Fatalf("inject %s: %v", p.Name, err)
 	}
-	for i := range p.Spec.InitContainers {
-		if c := &p.Spec.InitContainers[i]; c.Name == annotations.ProxyContainer {
-			c.Env = append(c.Env, env...)
+	for _, cs := range [][]corev1.Container{p.Spec.InitContainers, p.Spec.Containers} {
+		for i := range cs {
+			if c := &cs[i]; c.Name == annotations.ProxyContainer {
+				c.Env = append(c.Env, env...)
+			}
 		}
 	}
 	return p
@@ -175,5 +177,28 @@ func TestMeshedPodsHTTPgRPCTCP(t *testing.T) {
 	trMetrics := metricsOf(t, tr)
 	if !hasSample(trMetrics, "request_total", `direction="outbound"`) {
 		t.Errorf("traffic pod proxy metrics lack outbound requests:\n%s", tail(trMetrics, 40))
+	}
+}
+
+// TestMeshedLegacyMode: with config.weft.io/native-sidecar: "false" the proxy
+// is the first regular container and its postStart hook (`weft-proxy await`)
+// holds the application until the proxy is ready; traffic still flows.
+func TestMeshedLegacyMode(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t)
+	server := testappPod("legacy-server", "http", "--addr", ":8080")
+	server.Spec.RestartPolicy = corev1.RestartPolicyAlways
+	server.Annotations = map[string]string{annotations.NativeSidecar: "false"}
+	meshed(t, server, corev1.EnvVar{Name: "WEFT_PROXY_IDENTITY_DISABLED", Value: "true"})
+	if server.Spec.Containers[0].Name != annotations.ProxyContainer || server.Spec.Containers[0].Lifecycle == nil {
+		t.Fatalf("legacy mode must put the proxy first with a postStart hook: %v", containerNames(server))
+	}
+	srv := waitPod(t, ns, createPod(t, ns, server).Name, "to be ready", podReady)
+	client := createPod(t, ns, meshed(t, testappPod("legacy-client", "get", "--attempts", "30", "http://"+srv.Status.PodIP+":8080/"),
+		corev1.EnvVar{Name: "WEFT_PROXY_IDENTITY_DISABLED", Value: "true"}))
+	logs := followLogs(t, client, "app")
+	waitSucceeded(t, ns, client.Name, logs)
+	if !hasSample(metricsOf(t, srv), "request_total", `direction="inbound"`) {
+		t.Fatal("the legacy-mode proxy did not serve the inbound request")
 	}
 }

@@ -1,6 +1,7 @@
 // Command weft-proxy is weft's sidecar proxy. `weft-proxy` runs the proxy,
 // configured by WEFT_PROXY_* environment variables (docs/proxy.md);
-// `weft-proxy init ...` installs the iptables interception rules.
+// `weft-proxy init ...` installs the iptables interception rules;
+// `weft-proxy await` waits until the proxy in the same pod is ready.
 package main
 
 import (
@@ -19,8 +20,11 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "init" {
 		os.Exit(runInit(os.Args[2:]))
 	}
+	if len(os.Args) > 1 && os.Args[1] == "await" {
+		os.Exit(runAwait(os.Args[2:], os.Stderr))
+	}
 	if len(os.Args) > 1 {
-		fmt.Fprintf(os.Stderr, "usage: weft-proxy (configured by WEFT_PROXY_* variables) | weft-proxy init [flags]\nunknown argument %q\n", os.Args[1])
+		fmt.Fprintf(os.Stderr, "usage: weft-proxy (configured by WEFT_PROXY_* variables) | weft-proxy init [flags] | weft-proxy await [--timeout D]\nunknown argument %q\n", os.Args[1])
 		os.Exit(2)
 	}
 	os.Exit(run())
