@@ -609,7 +609,12 @@ func TestDiscoveryGRPCOneConnection(t *testing.T) {
 	readyBackends(t, d.ns, 3)
 	client := d.loadClient(t)
 
-	res := loadRun(t, client, testapp.LoadSpec{URL: fmt.Sprintf("echo.%s.svc.cluster.local:%d", d.ns, echoGRPCPort), GRPC: true, Count: 600, Rate: 30, Concurrency: 4})
+	target := fmt.Sprintf("echo.%s.svc.cluster.local:%d", d.ns, echoGRPCPort)
+	// Warm-up: the first call on each replica pays for the proxy's new
+	// connection, a peak the RTT estimate forgets only over ~τ = 10 s.
+	warm := loadRun(t, client, testapp.LoadSpec{URL: target, GRPC: true, Count: 150, Rate: 10, Concurrency: 2})
+	t.Logf("warm-up, 150 calls over 15 s: ok=%d; %s", warm.OK, shares(warm.Backends))
+	res := loadRun(t, client, testapp.LoadSpec{URL: target, GRPC: true, Count: 600, Rate: 30, Concurrency: 4})
 	t.Logf("600 gRPC calls on one connection: ok=%d failed=%d statuses=%v; %s", res.OK, res.Failed, res.Status, shares(res.Backends))
 	if res.OK != 600 {
 		t.Fatalf("%d of 600 calls failed: %+v", res.Failed, res)
