@@ -38,6 +38,9 @@ type LoadConfig struct {
 	Duration, Warmup time.Duration
 	// Conns is the number of connections (workers); zero means 64.
 	Conns int
+	// OnMeasure, when set, is called once as the first request of the measured window is
+	// released (right after the warm-up); it must not block.
+	OnMeasure func()
 }
 
 // LoadResult is what a run measured. Latencies are from each request's *intended* start time, so
@@ -109,6 +112,9 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 	for next < total && ctx.Err() == nil {
 		now := time.Now()
 		for next < total && !start.Add(time.Duration(next)*interval).After(now) {
+			if next == warm && cfg.OnMeasure != nil {
+				cfg.OnMeasure()
+			}
 			jobs <- next
 			next++
 		}

@@ -34,6 +34,9 @@ type ProxySpec struct {
 	Dir      string // scratch directory owned by ProxyUID
 	Self     string // path of the weft-bench binary
 	WeftBin  string // path of bin/weft-proxy
+	// Mesh is set for peers with Mesh: the identity service and the server's identity; nil
+	// otherwise.
+	Mesh *MeshSpec
 }
 
 // Peer builds the command of one proxy; the command is started inside the pod's netns as
@@ -42,12 +45,16 @@ type Peer struct {
 	Name string
 	// Command returns the program and arguments plus extra environment.
 	Command func(s ProxySpec) (args []string, env []string, err error)
+	// Mesh peers need the harness's identity service (ProxySpec.Mesh), are waited on until their
+	// /ready answers 200, and have their mTLS handshakes counted; false for every other peer.
+	Mesh bool
 }
 
 // Peers known to the harness, in report order. "direct" has no proxies.
 var Peers = []Peer{
 	{Name: "direct"},
 	{Name: "weft", Command: weftCommand},
+	{Name: "weft-mtls", Command: weftMTLSCommand, Mesh: true},
 	{Name: "nginx", Command: nginxCommand},
 	{Name: "haproxy", Command: haproxyCommand},
 	{Name: "go-reverseproxy", Command: goProxyCommand},

@@ -60,7 +60,13 @@ type Result struct {
 	PeakRSSKiB int64 `json:"peak_rss_kib"`
 	// Trials holds every trial's p50/p99 in µs when Repeat > 1.
 	Trials [][2]float64 `json:"trials,omitempty"`
+	// Handshakes counts mTLS handshakes between the proxies (mesh peers only; nil otherwise).
+	Handshakes *HandshakeResult `json:"handshakes,omitempty"`
 }
+
+// MeasureMarker is the line `weft-bench load` writes to stderr when the measured window starts
+// (the harness reads the proxies' handshake counters then).
+const MeasureMarker = "weft-bench load: measured window starts"
 
 // Run measures every peer at every point; a peer that fails a point gets NotRun with the reason.
 func Run(ctx context.Context, cfg Config) ([]Result, error) {
@@ -84,6 +90,15 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 		return nil, err
 	}
 	defer nw.Close()
+	var id *identityService
+	for _, p := range cfg.Peers {
+		if p.Mesh && id == nil {
+			if id, err = startMeshIdentity(ctx, nw, cfg.Log); err != nil {
+				return nil, err
+			}
+			defer id.Close()
+		}
+	}
 	if cfg.Repeat < 1 {
 		cfg.Repeat = 1
 	}
@@ -99,7 +114,7 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 					continue
 				}
 				cfg.Log.Info("benchmark point", "peer", peer.Name, "load", pt.Kind, "rps", pt.RPS, "trial", round+1)
-				r, err := runPoint(ctx, cfg, nw, peer, pt)
+				r, err := runPoint(ctx, cfg, nw, id, peer, pt)
 				if err != nil {
 					cfg.Log.Warn("point not run", "peer", peer.Name, "load", pt.Kind, "err", err)
 					r = Result{Peer: peer.Name, Point: pt, NotRun: err.Error()}
@@ -130,7 +145,28 @@ func backendPort(k Kind) int {
 	return BackendHTTPPort
 }
 
-func runPoint(ctx context.Context, cfg Config, nw *testnet.Network, peer Peer, pt Point) (Result, error) {
+// startMeshIdentity runs the identity service on the bridge's gateway address (the root
+// namespace; the proxies reach it as uid 2102, which the rules exempt), files in a directory the
+// proxies can read.
+func startMeshIdentity(ctx context.Context, nw *testnet.Network, log *slog.Logger) (*identityService, error) {
+	dir, err := os.MkdirTemp("", "weft-bench-identity-")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	id, err := startIdentity(ctx, nw.Gateway(), dir, log)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	id.dir = dir // removed by Close
+	return id, nil
+}
+
+func runPoint(ctx context.Context, cfg Config, nw *testnet.Network, id *identityService, peer Peer, pt Point) (Result, error) {
 	res := Result{Peer: peer.Name, Point: pt}
 	client, err := nw.NewHost("client")
 	if err != nil {
@@ -203,6 +239,12 @@ func runPoint(ctx context.Context, cfg Config, nw *testnet.Network, peer Peer, p
 			}
 			_ = os.Chmod(scratch, 0o755)
 			s.spec.Kind, s.spec.Dir, s.spec.Self, s.spec.WeftBin = pt.Kind, dir, cfg.Self, cfg.WeftBin
+			if peer.Mesh {
+				if id == nil {
+					return res, fmt.Errorf("%s: no identity service", peer.Name)
+				}
+				s.spec.Mesh = &MeshSpec{IdentityAddr: id.Addr, AnchorsFile: id.AnchorsFile, ServerIdentity: MeshID(ServerSide)}
+			}
 			args, env, err := peer.Command(s.spec)
 			if err != nil {
 				return res, err
@@ -216,6 +258,12 @@ func runPoint(ctx context.Context, cfg Config, nw *testnet.Network, peer Peer, p
 				log, _ := os.ReadFile(logPath)
 				return res, fmt.Errorf("%s %s proxy: %w: %s", peer.Name, s.spec.Side, err, tail(log))
 			}
+			if peer.Mesh {
+				if err := waitProxyReady(ctx, s.h); err != nil {
+					log, _ := os.ReadFile(logPath)
+					return res, fmt.Errorf("%s %s proxy: %w: %s", peer.Name, s.spec.Side, err, tail(log))
+				}
+			}
 			proxies = append(proxies, p)
 		}
 	}
@@ -224,16 +272,33 @@ func runPoint(ctx context.Context, cfg Config, nw *testnet.Network, peer Peer, p
 	for i, p := range proxies {
 		cpu0[i], _, _ = procCPU(p.Process.Pid)
 	}
+	var hs *handshakeReadings
+	if peer.Mesh {
+		if hs, err = readHandshakesBefore(ctx, client); err != nil {
+			return res, err
+		}
+	}
 	target := netip.AddrPortFrom(server.IP(), uint16(port)).String()
 	lc := client.Command(cfg.Self, "load", "-kind", string(pt.Kind), "-target", target, "-rps", strconv.Itoa(pt.RPS),
 		"-duration", cfg.Duration.String(), "-warmup", cfg.Warmup.String())
 	lc.Stderr = os.Stderr
+	if hs != nil {
+		lc.Args = append(lc.Args, "-announce-window")
+		lc.Stderr = &markerWriter{out: os.Stderr, marker: MeasureMarker, fn: func() { hs.atWindow(ctx, client, server) }}
+	}
 	out, err := lc.Output()
 	if err != nil {
 		return res, fmt.Errorf("load generator: %w", err)
 	}
 	if err := json.Unmarshal(out, &res.Load); err != nil {
 		return res, fmt.Errorf("load generator output %q: %w", out, err)
+	}
+	if hs != nil {
+		h, err := hs.after(ctx, client, server, res.Load.Sent)
+		if err != nil {
+			return res, err
+		}
+		res.Handshakes = &h
 	}
 	for i, p := range proxies {
 		t, hwm, err := procCPU(p.Process.Pid)

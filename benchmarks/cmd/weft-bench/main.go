@@ -71,8 +71,12 @@ func load(ctx context.Context, args []string) error {
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "measured window")
 	fs.DurationVar(&c.Warmup, "warmup", 2*time.Second, "unrecorded warm-up")
 	fs.IntVar(&c.Conns, "conns", 64, "connections")
+	announce := fs.Bool("announce-window", false, "write harness.MeasureMarker to stderr when the measured window starts")
 	_ = fs.Parse(args)
 	c.Kind = harness.Kind(*kind)
+	if *announce {
+		c.OnMeasure = func() { fmt.Fprintln(os.Stderr, harness.MeasureMarker) }
+	}
 	res, err := harness.RunLoad(ctx, c)
 	if err != nil {
 		return err
