@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -34,7 +35,6 @@ const (
 	identIssuerSecret = "weft-identity-issuer"
 	identRootsCM      = "weft-identity-trust-roots"
 	identName         = "weft-identity"
-	identDiscoveryCM  = "ident-discovery"
 	identDiscoveryDir = "/var/run/weft-e2e/discovery"
 )
 
@@ -169,9 +169,10 @@ func (e *identEnv) id(sa string) string { return "spiffe://cluster.local/ns/" + 
 
 // mesh injects the proxy into p (running as ServiceAccount sa) with the injector's own code and
 // values whose control plane is the fixture's namespace, without a destination service;
-// withDiscovery mounts the ConfigMap identDiscoveryCM as the proxy's STATIC_DISCOVERY; env
+// a non-empty discovery names the ConfigMap (writeDiscovery) mounted as the proxy's
+// STATIC_DISCOVERY; env
 // replaces or adds proxy variables.
-func (e *identEnv) mesh(t *testing.T, p *corev1.Pod, sa string, withDiscovery bool, env ...corev1.EnvVar) *corev1.Pod {
+func (e *identEnv) mesh(t *testing.T, p *corev1.Pod, sa, discovery string, env ...corev1.EnvVar) *corev1.Pod {
 	t.Helper()
 	p.Spec.ServiceAccountName = sa
 	v := injector.DefaultValues()
@@ -214,9 +215,9 @@ func (e *identEnv) mesh(t *testing.T, p *corev1.Pod, sa string, withDiscovery bo
 	if len(want) != 0 {
 		t.Fatalf("inject %s: proxy lacks %v", p.Name, want)
 	}
-	if withDiscovery {
+	if discovery != "" {
 		p.Spec.Volumes = append(p.Spec.Volumes, corev1.Volume{Name: "ident-discovery", VolumeSource: corev1.VolumeSource{
-			ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: identDiscoveryCM}},
+			ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: discovery}},
 		}})
 		proxy.VolumeMounts = append(proxy.VolumeMounts, corev1.VolumeMount{Name: "ident-discovery", MountPath: identDiscoveryDir, ReadOnly: true})
 		env = append(env, corev1.EnvVar{Name: "WEFT_PROXY_STATIC_DISCOVERY", Value: identDiscoveryDir + "/discovery.yaml"})
@@ -236,9 +237,9 @@ func (e *identEnv) mesh(t *testing.T, p *corev1.Pod, sa string, withDiscovery bo
 	return p
 }
 
-// writeDiscovery creates the ConfigMap identDiscoveryCM: the server pod's HTTP (8080), gRPC
-// (8081) and TCP (9000) ports, each with the server's identity.
-func (e *identEnv) writeDiscovery(t *testing.T, serverIP, serverID string) {
+// writeDiscovery creates the ConfigMap name holding a STATIC_DISCOVERY document: the server
+// pod's HTTP (8080), gRPC (8081) and TCP (9000) ports, each with the server's identity.
+func (e *identEnv) writeDiscovery(t *testing.T, name, serverIP, serverID string) string {
 	t.Helper()
 	var b strings.Builder
 	b.WriteString("destinations:\n")
@@ -250,11 +251,12 @@ func (e *identEnv) writeDiscovery(t *testing.T, serverIP, serverID string) {
 		fmt.Fprintf(&b, "- addresses: [%q]\n  protocol: %s\n  endpoints:\n  - addr: %q\n    identity: %q\n", addr, d.proto, addr, serverID)
 	}
 	if _, err := kube.CoreV1().ConfigMaps(e.ns).Create(ctxFor(t, time.Minute), &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Name: identDiscoveryCM},
+		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Data:       map[string]string{"discovery.yaml": b.String()},
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create discovery configmap: %v", err)
 	}
+	return name
 }
 
 // identServerPod serves HTTP echo on 8080, gRPC health on 8081 and TCP echo on 9000.
@@ -327,7 +329,7 @@ func scrapeURL(ctx context.Context, url string) (string, error) {
 		return "", err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("GET %s: %s", url, resp.Status)
+		return string(b), fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	return string(b), nil
 }
@@ -341,10 +343,10 @@ func TestIdentityMTLS(t *testing.T) {
 	identServiceAccount(t, e.ns, "server")
 	identServiceAccount(t, e.ns, "client")
 
-	createPod(t, e.ns, e.mesh(t, identServerPod("server", nil), "server", false))
+	createPod(t, e.ns, e.mesh(t, identServerPod("server", nil), "server", ""))
 	srv := waitPod(t, e.ns, "server", "to be ready", podReady)
-	e.writeDiscovery(t, srv.Status.PodIP, e.id("server"))
-	createPod(t, e.ns, e.mesh(t, identLoadPod("load"), "client", true))
+	toServer := e.writeDiscovery(t, "to-server", srv.Status.PodIP, e.id("server"))
+	createPod(t, e.ns, e.mesh(t, identLoadPod("load"), "client", toServer))
 	load := waitPod(t, e.ns, "load", "to be ready", podReady)
 	ip := srv.Status.PodIP
 
@@ -360,7 +362,7 @@ func TestIdentityMTLS(t *testing.T) {
 			}
 		}
 		marker := "tcp-marker-" + randomSuffix(t)
-		client := createPod(t, e.ns, e.mesh(t, testappPod("tcp-client", "tcp", ip+":9000", marker), "client", true))
+		client := createPod(t, e.ns, e.mesh(t, testappPod("tcp-client", "tcp", ip+":9000", marker), "client", toServer))
 		logs := followLogs(t, client, "app")
 		waitSucceeded(t, e.ns, client.Name, logs)
 		if out := logs.text(t, "app"); !strings.Contains(out, marker) {
@@ -435,6 +437,87 @@ func TestIdentityMTLS(t *testing.T) {
 		}
 		if strings.Contains(dump, marker) {
 			t.Errorf("capture on weft0 shows the marker %q in plaintext:\n%s", marker, tail(dump, 3000))
+		}
+	})
+
+	t.Run("inbound-policy", func(t *testing.T) {
+		// A second server refusing plaintext, a meshed client that knows it, and an unmeshed
+		// pod; the unmeshed client runs in that pod's network namespace.
+		// No readiness probe on the app: the kubelet's plaintext probe would be refused too
+		// (the pod would never be ready; see the report of this test's author).
+		strictPod := identServerPod("strict", map[string]string{annotations.DefaultInboundPolicy: "all-authenticated"})
+		strictPod.Spec.Containers[0].ReadinessProbe = nil
+		createPod(t, e.ns, e.mesh(t, strictPod, "server", ""))
+		plain := identSleepPod("plain")
+		createPod(t, e.ns, plain)
+		strict := waitPod(t, e.ns, "strict", "to be ready", podReady)
+		if v := strict.Annotations[annotations.DefaultInboundPolicy]; v != "all-authenticated" {
+			t.Fatalf("strict pod: annotation %s = %q", annotations.DefaultInboundPolicy, v)
+		}
+		toStrict := e.writeDiscovery(t, "to-strict", strict.Status.PodIP, e.id("server"))
+		createPod(t, e.ns, e.mesh(t, identLoadPod("load-strict"), "client", toStrict))
+		loadStrict := waitPod(t, e.ns, "load-strict", "to be ready", podReady)
+		plainPod := waitPod(t, e.ns, "plain", "to be running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+		sip := strict.Status.PodIP
+
+		// all-unauthenticated (the first server): plaintext from the unmeshed pod is served.
+		if out, err := identInPod(t, plainPod, 0, "get", "--attempts", "3", "http://"+ip+":8080/plain-ok"); err != nil || !strings.Contains(out, "/plain-ok") {
+			t.Errorf("unmeshed client → all-unauthenticated server (HTTP): %v\n%s", err, out)
+		}
+		if out, err := identInPod(t, plainPod, 0, "tcp", ip+":9000", "plain-tcp-ok"); err != nil || !strings.Contains(out, "plain-tcp-ok") {
+			t.Errorf("unmeshed client → all-unauthenticated server (TCP): %v\n%s", err, out)
+		}
+		// all-authenticated: plaintext refused, HTTP and TCP alike.
+		out, err := identInPod(t, plainPod, 0, "get", "--attempts", "1", "http://"+sip+":8080/plain-refused")
+		t.Logf("unmeshed client → all-authenticated server (HTTP): err=%v\n%s", err, tail(out, 600))
+		if err == nil || strings.Contains(out, `"path"`) || !strings.Contains(out, "403") {
+			t.Errorf("unmeshed client reached the all-authenticated server over HTTP: %v\n%s", err, out)
+		}
+		out, err = identInPod(t, plainPod, 0, "tcp", "--timeout", "5s", sip+":9000", "plain-tcp-refused")
+		t.Logf("unmeshed client → all-authenticated server (TCP): err=%v\n%s", err, tail(out, 600))
+		if strings.Contains(out, "plain-tcp-refused") {
+			t.Errorf("unmeshed client got an echo from the all-authenticated server over TCP:\n%s", out)
+		}
+		// The meshed client is served by the same server over mTLS.
+		res := identLoad(t, loadStrict.Status.PodIP, testapp.LoadSpec{URL: "http://" + sip + ":8080/", Count: 10, Rate: 10})
+		if res.OK != 10 {
+			t.Errorf("meshed client → all-authenticated server: %+v", res)
+		}
+		m := metricsOf(t, strict)
+		if v := identSum(m, "weft_proxy_errors_total", `kind="unauthenticated"`); v < 2 {
+			t.Errorf("strict proxy counted %v unauthenticated refusals, want ≥ 2:\n%s", v, grepLines(m, "weft_proxy_errors_total"))
+		}
+		if !hasSample(m, "request_total", `direction="inbound"`, `tls="true"`, `client_id="`+e.id("client")+`"`) {
+			t.Errorf("strict proxy lacks inbound mTLS requests from the client:\n%s", grepLines(m, "request_total"))
+		}
+	})
+
+	t.Run("identity-mismatch", func(t *testing.T) {
+		// A proxy with the client's token claiming the server's identity.
+		before := identSum(e.metrics(t), "weft_identity_requests_refused_total", `reason="identity_mismatch"`)
+		impostor := e.mesh(t, identLoadPod("impostor"), "client", "",
+			corev1.EnvVar{Name: "WEFT_PROXY_IDENTITY_LOCAL_NAME", Value: e.id("server")})
+		createPod(t, e.ns, impostor)
+		var after float64
+		waitFor(t, 2*time.Minute, "the identity service to refuse the impostor twice", func(ctx context.Context) (bool, string, error) {
+			m, err := scrapeURL(ctx, "http://"+e.pod.Status.PodIP+":9990/metrics")
+			if err != nil {
+				return false, err.Error(), nil
+			}
+			after = identSum(m, "weft_identity_requests_refused_total", `reason="identity_mismatch"`)
+			return after >= before+2, grepLines(m, "weft_identity_requests_refused_total"), nil
+		})
+		p := waitPod(t, e.ns, "impostor", "to have an IP", func(p *corev1.Pod) bool { return p.Status.PodIP != "" })
+		if podReady(p) {
+			t.Errorf("impostor pod is ready: %s", podState(p))
+		}
+		ready, err := scrapeURL(ctxFor(t, time.Minute), "http://"+p.Status.PodIP+":4191/ready")
+		t.Logf("impostor: identity_mismatch %v → %v; GET /ready: %v %s", before, after, err, ready)
+		if err == nil || !strings.Contains(err.Error(), "503") {
+			t.Errorf("impostor proxy /ready = %v %q, want 503", err, ready)
+		}
+		if m := metricsOf(t, p); sampleValue(m, "identity_cert_refresh_total") > 0 || sampleValue(m, "identity_cert_refresh_failures_total") < 1 {
+			t.Errorf("impostor proxy holds a certificate or counted no failure:\n%s", grepLines(m, "identity_cert"))
 		}
 	})
 }
@@ -524,4 +607,32 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// identSleepPod is an unmeshed pod that only sleeps (a network namespace to run clients in).
+func identSleepPod(name string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": name}},
+		Spec: corev1.PodSpec{TerminationGracePeriodSeconds: ptr[int64](2),
+			Containers: []corev1.Container{testappContainer("app", "sleep", "10m")}},
+	}
+}
+
+// identSum adds up the samples of name whose labels contain every fragment.
+func identSum(metrics, name string, fragments ...string) float64 {
+	var sum float64
+	for _, line := range strings.Split(metrics, "\n") {
+		rest, ok := strings.CutPrefix(line, name+"{")
+		if !ok {
+			continue
+		}
+		match := true
+		for _, f := range fragments {
+			match = match && strings.Contains(rest, f)
+		}
+		if v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64); match && err == nil {
+			sum += v
+		}
+	}
+	return sum
 }
