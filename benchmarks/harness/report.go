@@ -11,13 +11,57 @@ import (
 // pointName is the row label of a point, e.g. "http1 @ 1000 rps".
 func pointName(p Point) string { return fmt.Sprintf("%s @ %d rps", p.Kind, p.RPS) }
 
-func baseline(rs []Result, p Point) *Result {
+func baseline(rs []Result, p Point) *Result { return find(rs, "direct", p) }
+
+// find returns peer's measured result at p, or nil.
+func find(rs []Result, peer string, p Point) *Result {
 	for i := range rs {
-		if rs[i].Peer == "direct" && rs[i].Point == p && rs[i].NotRun == "" {
+		if rs[i].Peer == peer && rs[i].Point == p && rs[i].NotRun == "" {
 			return &rs[i]
 		}
 	}
 	return nil
+}
+
+// addedMS is "p50 / p90 / p99 / p99.9" of r minus base in ms, or "–" without a base.
+func addedMS(r, base *Result) string {
+	if base == nil {
+		return "–"
+	}
+	a, b := r.Load, base.Load
+	return fmt.Sprintf("%s / %s / %s / %s", ms(a.P50-b.P50), ms(a.P90-b.P90), ms(a.P99-b.P99), ms(a.P999-b.P999))
+}
+
+// writeMeshSection writes the mTLS table: every result with handshake counts (the weft-mtls
+// peer), its latency added over direct and over plaintext weft, CPU, and handshakes.
+func writeMeshSection(w io.Writer, rs []Result) {
+	var mesh []Result
+	for _, r := range rs {
+		if r.Handshakes != nil {
+			mesh = append(mesh, r)
+		}
+	}
+	if len(mesh) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "mTLS between the proxies (identity from the in-process identity service; handshakes from both proxies' `weft_tls_handshakes_total`):")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| load | peer | added vs direct p50 / p90 / p99 / p99.9 ms | added vs weft (plaintext) p50 / p90 / p99 / p99.9 ms | proxy CPU µs/req (pair) | CPU vs weft | handshakes per 1 000 req (measured window) | window: client out full+resumed / server in full+resumed | warm-up: client out full+resumed |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|")
+	for i := range mesh {
+		r := &mesh[i]
+		h := r.Handshakes
+		cpuVs := "–"
+		if plain := find(rs, "weft", r.Point); plain != nil && plain.CPUMicrosPerReq > 0 {
+			cpuVs = fmt.Sprintf("%+.1f (%+.0f %%)", r.CPUMicrosPerReq-plain.CPUMicrosPerReq, (r.CPUMicrosPerReq/plain.CPUMicrosPerReq-1)*100)
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %.1f | %s | %.2f | %.0f+%.0f / %.0f+%.0f | %.0f+%.0f |\n",
+			pointName(r.Point), r.Peer, addedMS(r, baseline(rs, r.Point)), addedMS(r, find(rs, "weft", r.Point)),
+			r.CPUMicrosPerReq, cpuVs, h.PerThousand(),
+			h.Client.OutboundFull, h.Client.OutboundResumed, h.Server.InboundFull, h.Server.InboundResumed,
+			h.Warmup.OutboundFull, h.Warmup.OutboundResumed)
+	}
 }
 
 func ms(us float64) string { return fmt.Sprintf("%.2f", us/1000) }
@@ -66,6 +110,7 @@ func WriteMarkdown(w io.Writer, rs []Result, header string) {
 			name, r.Peer, l.AchievedRPS, l.Errors, ms(l.P50), ms(l.P90), ms(l.P99), ms(l.P999),
 			added[0], added[1], added[2], added[3], cpu, rss, perCore)
 	}
+	writeMeshSection(w, rs)
 }
 
 // WriteSVG draws three bar-chart panels, each with its own linear scale: p50 latency, p99
