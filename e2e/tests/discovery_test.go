@@ -657,24 +657,30 @@ retryBudget: {retryRatio: 1.0, minRetriesPerSecond: 5, ttl: 10s}
 	before := metricsOf(t, client)
 
 	const n = 600
+	// budgetLimit is the most attempts per request the budget allows over a
+	// run that lasted took: ratio 1.0 per request plus the reserve, which refills
+	// at minRetriesPerSecond (5/s) and holds up to a ttl (10 s) of it.
+	budgetLimit := func(took time.Duration) float64 {
+		return 1 + 1.0 + 5*(took.Seconds()+10)/n + 0.05
+	}
+	start := time.Now()
 	res := loadRun(t, client, testapp.LoadSpec{URL: d.echoURL("/flaky?fail=0.5"), Count: n, Rate: 30, Concurrency: 4})
+	took := time.Since(start)
 	after := metricsOf(t, client)
 	reqs := sumSamples(after, "route_request_total", `rt_route="flaky"`, dst) - sumSamples(before, "route_request_total", `rt_route="flaky"`, dst)
 	actual := sumSamples(after, "route_actual_request_total", `rt_route="flaky"`, dst) - sumSamples(before, "route_actual_request_total", `rt_route="flaky"`, dst)
 	amp := actual / reqs
 	success := float64(res.OK) / n
-	t.Logf("GET /flaky?fail=0.5 ×%d: success %.1f%% (%v); route_request_total +%v, route_actual_request_total +%v: amplification %.2f; %s",
-		n, 100*success, res.Status, reqs, actual, amp, shares(res.Backends))
+	t.Logf("GET /flaky?fail=0.5 ×%d: success %.1f%% (%v); route_request_total +%v, route_actual_request_total +%v: amplification %.2f (budget cap %.2f); %s",
+		n, 100*success, res.Status, reqs, actual, amp, budgetLimit(took), shares(res.Backends))
 	if success < 0.95 {
 		t.Errorf("success rate %.1f%%, want ≥ 95%% with retries", 100*success)
 	}
 	if reqs != n {
 		t.Errorf("route_request_total grew by %v, want %d", reqs, n)
 	}
-	// Half the attempts fail: about one retry per request. The budget allows
-	// ratio × requests plus minRetriesPerSecond × ttl per ttl window; the run
-	// lasts n/30 = 20 s, so at most 3 windows' reserve.
-	if limit := 1 + 1.0 + float64(5*10*3)/n + 0.05; amp > limit || amp < 1.5 {
+	// Half the attempts fail: about one retry per request, within the budget.
+	if limit := budgetLimit(took); amp > limit || amp < 1.5 {
 		t.Errorf("retry amplification %.2f, want within [1.5, %.2f]", amp, limit)
 	}
 
@@ -699,6 +705,25 @@ retryBudget: {retryRatio: 1.0, minRetriesPerSecond: 5, ttl: 10s}
 	}
 	if postReqs != posts || postActual != posts {
 		t.Errorf("route_request_total +%v, route_actual_request_total +%v; want both %d", postReqs, postActual, posts)
+	}
+
+	// The budget caps retries: with 90 % failures a request alone would be
+	// tried ~7 times (up to 10 retries), but the budget allows only
+	// retryRatio retries per request plus the reserve. The earlier requests'
+	// deposits expire after the ttl (10 s) first.
+	time.Sleep(11 * time.Second)
+	before = metricsOf(t, client)
+	start = time.Now()
+	res = loadRun(t, client, testapp.LoadSpec{URL: d.echoURL("/flaky?fail=0.9"), Count: n, Rate: 30, Concurrency: 4})
+	took = time.Since(start)
+	after = metricsOf(t, client)
+	reqs = sumSamples(after, "route_request_total", `rt_route="flaky"`, dst) - sumSamples(before, "route_request_total", `rt_route="flaky"`, dst)
+	actual = sumSamples(after, "route_actual_request_total", `rt_route="flaky"`, dst) - sumSamples(before, "route_actual_request_total", `rt_route="flaky"`, dst)
+	amp = actual / reqs
+	t.Logf("GET /flaky?fail=0.9 ×%d: success %.1f%% (%v); route_request_total +%v, route_actual_request_total +%v: amplification %.2f (unbudgeted ≈ 6.9); run %v, budget cap %.2f",
+		n, 100*float64(res.OK)/n, res.Status, reqs, actual, amp, took.Round(time.Second), budgetLimit(took))
+	if limit := budgetLimit(took); amp > limit || amp < 1.5 {
+		t.Errorf("retry amplification %.2f with 90%% failures, want within [1.5, %.2f] (the budget's cap)", amp, limit)
 	}
 }
 
