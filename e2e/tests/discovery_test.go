@@ -334,11 +334,11 @@ func podsOf(t *testing.T, ns, selector string) []corev1.Pod {
 	return l.Items
 }
 
-// sumSamples adds up every sample of name whose labels contain all fragments.
+// sumSamples adds up every sample of name (labelled or not) whose line contains all fragments.
 func sumSamples(metrics, name string, fragments ...string) float64 {
 	var sum float64
 	for _, line := range strings.Split(metrics, "\n") {
-		if !strings.HasPrefix(line, name+"{") {
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
 			continue
 		}
 		ok := true
@@ -356,8 +356,8 @@ func sumSamples(metrics, name string, fragments ...string) float64 {
 	return sum
 }
 
-// destinationSubscribers reads weft_destination_subscribers{method} from the destination pod.
-func (d *discoveryEnv) destinationSubscribers(t *testing.T, method string) float64 {
+// destinationMetric sums the samples of name with all fragments from the destination pod.
+func (d *discoveryEnv) destinationMetric(t *testing.T, name string, fragments ...string) float64 {
 	t.Helper()
 	pods := podsOf(t, d.ns, "app="+destinationName)
 	if len(pods) != 1 {
@@ -375,7 +375,7 @@ func (d *discoveryEnv) destinationSubscribers(t *testing.T, method string) float
 		body = string(b)
 		return err == nil && resp.StatusCode == http.StatusOK, resp.Status, nil
 	})
-	return sumSamples(body, "weft_destination_subscribers", fmt.Sprintf("method=%q", method))
+	return sumSamples(body, name, fragments...)
 }
 
 // profileName is the ServiceProfile name for the Service "echo".
@@ -467,7 +467,7 @@ func TestDiscoveryP2CAvoidsSlowReplica(t *testing.T) {
 	if fast := len(res.Backends) - btoi(slow > 0); fast != 2 {
 		t.Errorf("want both fast replicas used: %s", shares(res.Backends))
 	}
-	if n := d.destinationSubscribers(t, "get"); n < 1 {
+	if n := d.destinationMetric(t, "weft_destination_subscribers", `method="get"`); n < 1 {
 		t.Errorf("weft_destination_subscribers{method=\"get\"} = %v, want ≥ 1", n)
 	}
 }
@@ -810,6 +810,15 @@ func TestDiscoveryProfileLifecycle(t *testing.T) {
 	phase("profile created with a 100ms timeout: 504s", "504")
 	d.applyProfile(t, profile("5s"))
 	phase("timeout edited to 5s: 200s", "200")
+	// An edit the CRD accepts but the destination rejects (RE2 syntax) keeps
+	// the previous version in service.
+	invalid := d.destinationMetric(t, "weft_destination_profile_invalid_total")
+	d.applyProfile(t, "routes:\n- name: slow\n  condition: {pathRegex: \"/slow(\"}\n  timeout: 100ms\n")
+	waitFor(t, time.Minute, "the destination to reject the invalid edit", func(context.Context) (bool, string, error) {
+		n := d.destinationMetric(t, "weft_destination_profile_invalid_total")
+		return n > invalid, fmt.Sprintf("weft_destination_profile_invalid_total %v", n), nil
+	})
+	phase("invalid edit rejected: the 5s timeout stays, 200s", "200")
 	d.applyProfile(t, profile("100ms"))
 	phase("timeout edited back to 100ms: 504s", "504")
 	d.deleteProfile(t)
