@@ -332,3 +332,38 @@ func BenchmarkPick100(b *testing.B) {
 		}
 	})
 }
+
+// TestNewEndpointNotStarvedByConnectionSetup: a replica added under load whose
+// first request also paid for opening the connection (200 ms here) still gets
+// its share right away; a replica that is really slow is still avoided.
+func TestNewEndpointNotStarvedByConnectionSetup(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name      string
+		steadyRTT time.Duration // of the new endpoint after its first request
+		min, max  int           // its picks out of the next 3000
+	}{
+		{"as fast as its peers", 10 * time.Millisecond, 600, 1400},
+		{"really slow", 60 * time.Millisecond, 0, 450},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, c := newTest(t, Config{}, 2)
+			simulate(b, c, 2000, time.Millisecond, func(netip.AddrPort) time.Duration { return 10 * time.Millisecond })
+			b.Add(ep(9))
+			first := true
+			picks := simulate(b, c, 3000, time.Millisecond, func(a netip.AddrPort) time.Duration {
+				if a != ep(9).Addr {
+					return 10 * time.Millisecond
+				}
+				if first {
+					first = false
+					return 200 * time.Millisecond // connect + TLS + first response
+				}
+				return tc.steadyRTT
+			})
+			if got := picks[ep(9).Addr]; got < tc.min || got > tc.max {
+				t.Errorf("new endpoint got %d of 3000 picks, want %d..%d", got, tc.min, tc.max)
+			}
+		})
+	}
+}

@@ -238,3 +238,24 @@ func (b *Balancer) eject(e *Endpoint, now int64) {
 	e.state.Store(stateEjected)
 	b.rebuildLocked()
 }
+
+// firstSample bounds the RTT sample of a request sent before the endpoint had
+// ever answered by the best estimate among its sampled peers. Such requests
+// also waited for the connection (TCP, TLS, the HTTP/2 preface), which is not the endpoint's
+// latency: Linkerd connects before an endpoint becomes ready, weft's protocol
+// layers connect lazily, so the balancer discounts it here. Without this a new
+// replica looked as slow as its connection setup and, with the estimate
+// decaying over τ = 10 s, got almost no traffic for many seconds. A genuinely
+// slow endpoint shows its latency on its second sample, which replaces the
+// estimate (peak).
+func (b *Balancer) firstSample(self *Endpoint, rtt float64) float64 {
+	for _, p := range *b.ready.Load() {
+		if p == self {
+			continue
+		}
+		if est, ok := p.sampledEstimate(); ok && est < rtt {
+			rtt = est
+		}
+	}
+	return rtt
+}

@@ -28,6 +28,9 @@ type Endpoint struct {
 	est     float64 // RTT estimate, ns
 	stamp   int64   // when est was last updated
 	sampled bool    // a request has ended here
+	// firstAnswer is when the first request ended here; requests sent before
+	// it may have waited for the connection (see Balancer.firstSample).
+	firstAnswer int64
 
 	failures atomic.Int32  // consecutive failures
 	state    atomic.Uint32 // stateReady, stateEjected, stateProbation
@@ -57,18 +60,39 @@ func (e *Endpoint) End(token int64, failed bool) {
 	now := e.b.cfg.Clock()
 	e.pending.Add(-1)
 	rtt := float64(now - token)
-	if failed && e.b.penalty > rtt {
+	switch {
+	case failed && e.b.penalty > rtt:
 		rtt = e.b.penalty
+	case !failed && e.beganConnecting(token):
+		rtt = e.b.firstSample(e, rtt)
 	}
 	e.observe(rtt, now)
 	e.b.accrue(e, failed, now)
+}
+
+// beganConnecting reports whether a request that began at token was sent
+// before this endpoint had ever answered: it may have waited for the
+// connection to be set up.
+func (e *Endpoint) beganConnecting(token int64) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return !e.sampled || token < e.firstAnswer
+}
+
+// sampledEstimate is the estimate and whether any request has ended here.
+func (e *Endpoint) sampledEstimate() (float64, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.est, e.sampled
 }
 
 func (e *Endpoint) observe(rtt float64, now int64) {
 	e.mu.Lock()
 	e.est = peakEWMA(e.est, e.stamp, now, rtt, e.b.tau)
 	e.stamp = now
-	e.sampled = true
+	if !e.sampled {
+		e.sampled, e.firstAnswer = true, now
+	}
 	e.mu.Unlock()
 }
 
