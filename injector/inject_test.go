@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
+	"sort"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -273,4 +275,23 @@ func TestWebhookPatchEqualsManualInjection(t *testing.T) {
 	if outcomes["injected"] != 1 || outcomes["skipped"] != 1 || outcomes["denied"] != 1 {
 		t.Fatalf("outcomes %v", outcomes)
 	}
+}
+
+// TestWebhookPatchGolden pins the JSON patch the webhook returns for a pod in
+// an annotated namespace (ops sorted by path and indented for review).
+func TestWebhookPatchGolden(t *testing.T) {
+	patch, err := PodPatch(loadPod(t, "pod-basic.in.yaml"), map[string]string{annotations.Inject: "enabled"}, testValues(), "webhook")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ops []map[string]any
+	if err := json.Unmarshal(patch, &ops); err != nil {
+		t.Fatal(err)
+	}
+	sort.SliceStable(ops, func(i, j int) bool { return fmt.Sprint(ops[i]["path"]) < fmt.Sprint(ops[j]["path"]) })
+	out, err := json.MarshalIndent(ops, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "webhook-patch.golden.json", append(out, '\n'))
 }

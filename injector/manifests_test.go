@@ -128,3 +128,15 @@ func TestInjectManifestsErrors(t *testing.T) {
 		t.Fatalf("bad annotation: %v", err)
 	}
 }
+
+func TestUninjectGolden(t *testing.T) {
+	injected, _, err := InjectManifests(readInput(t), Manual, testValues())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := InjectManifests(injected, Uninject, testValues())
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "manifests.uninject.golden.yaml", out)
+}
