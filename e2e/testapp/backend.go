@@ -32,7 +32,8 @@ type BackendConfig struct {
 	Addr string
 	// GRPCAddr is the gRPC (health service) listen address; empty means no gRPC.
 	GRPCAddr string
-	// Delay is added to every request except /healthz and /counts; zero means none.
+	// Delay is added to every HTTP request except /healthz and /counts, and to
+	// every gRPC call; zero means none.
 	Delay time.Duration
 	// ShutdownDelay is how long the server keeps serving after SIGTERM with
 	// /healthz answering 503 (a preStop sleep), before it stops accepting;
@@ -151,7 +152,7 @@ func ServeBackend(ctx context.Context, cfg BackendConfig, log io.Writer) error {
 			return fmt.Errorf("listen %s: %w", cfg.GRPCAddr, err)
 		}
 		servers++
-		go func() { errc <- serve.GRPC(srvCtx, ln, newBackendGRPC(b.cfg.Name), 5*time.Second) }()
+		go func() { errc <- serve.GRPC(srvCtx, ln, newBackendGRPC(b.cfg.Name, cfg.Delay), 5*time.Second) }()
 	}
 	var first error
 	select {
@@ -176,10 +177,20 @@ func ServeBackend(ctx context.Context, cfg BackendConfig, log io.Writer) error {
 }
 
 // newBackendGRPC is a gRPC server with the health service (always SERVING)
-// that names the replica in the BackendHeader response header of every call.
-func newBackendGRPC(name string) *grpc.Server {
+// that answers after delay and names the replica in the BackendHeader
+// response header of every call.
+func newBackendGRPC(name string, delay time.Duration) *grpc.Server {
 	s := grpc.NewServer(grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 		_ = grpc.SetHeader(ctx, metadata.Pairs(BackendHeader, name))
+		if delay > 0 {
+			t := time.NewTimer(delay)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
 		return h(ctx, req)
 	}))
 	healthpb.RegisterHealthServer(s, health.NewServer())

@@ -63,7 +63,7 @@ func TestLoadGRPC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newBackendGRPC("g1")
+	s := newBackendGRPC("g1", time.Millisecond)
 	go func() { _ = s.Serve(ln) }()
 	defer s.Stop()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)

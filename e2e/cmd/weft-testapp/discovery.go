@@ -14,7 +14,7 @@ func backendCmd() *cobra.Command {
 		}}
 	c.Flags().StringVar(&cfg.Addr, "addr", ":8080", "HTTP listen address")
 	c.Flags().StringVar(&cfg.GRPCAddr, "grpc-addr", "", "gRPC listen address (empty: no gRPC)")
-	c.Flags().DurationVar(&cfg.Delay, "delay", 0, "added to every request but /healthz and /counts")
+	c.Flags().DurationVar(&cfg.Delay, "delay", 0, "added to every gRPC call and HTTP request but /healthz and /counts")
 	c.Flags().DurationVar(&cfg.ShutdownDelay, "shutdown-delay", 0, "after SIGTERM, keep serving this long with /healthz failing")
 	c.Flags().StringVar(&cfg.Name, "name", "", "name in the weft-backend header (default: the hostname)")
 	return c
