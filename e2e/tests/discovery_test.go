@@ -887,11 +887,30 @@ func TestDiscoveryDestinationOutage(t *testing.T) {
 		t.Fatalf("destination up: want 60 OK, got %+v", res)
 	}
 
+	// Killed mid-traffic: a run is going while the destination goes away.
+	type outcome struct {
+		res testapp.LoadResult
+		err error
+	}
+	during := make(chan outcome, 1)
+	go func() {
+		res, err := tryRun(t.Context(), client, testapp.LoadSpec{URL: d.echoURL("/"), Count: 300, Rate: 20, Concurrency: 2})
+		during <- outcome{res, err}
+	}()
+	time.Sleep(2 * time.Second) // let the run get going
 	scale(t, d.ns, destinationName, 0)
 	waitFor(t, 2*time.Minute, "the destination pod to be gone", func(context.Context) (bool, string, error) {
 		n := len(podsOf(t, d.ns, "app="+destinationName))
 		return n == 0, fmt.Sprintf("%d pods", n), nil
 	})
+	out := <-during
+	if out.err != nil {
+		t.Fatalf("run while the destination goes away: %v", out.err)
+	}
+	t.Logf("destination killed mid-run: ok=%d/300; %s", out.res.OK, shares(out.res.Backends))
+	if out.res.OK != 300 {
+		t.Errorf("destination killed mid-run: %d of 300 failed: %v %v", out.res.Failed, out.res.Status, out.res.Errors)
+	}
 	res = loadRun(t, client, testapp.LoadSpec{URL: d.echoURL("/"), Count: 100, Rate: 20, Concurrency: 2})
 	t.Logf("destination down: ok=%d/100; %s", res.OK, shares(res.Backends))
 	if res.OK != 100 {
