@@ -948,3 +948,45 @@ func TestDiscoveryDestinationOutage(t *testing.T) {
 		t.Errorf("destination back: %d of %d failed", total.Failed, total.Sent)
 	}
 }
+
+// TestDiscoveryGRPCRouteTimeout: ServiceProfile routes apply to gRPC (HTTP/2) too: a route
+// naming the gRPC method with a 100 ms timeout fails 1 s calls with a timeout from the proxy,
+// counted under the route; a longer timeout lets them through.
+func TestDiscoveryGRPCRouteTimeout(t *testing.T) {
+	t.Parallel()
+	d := newDiscovery(t)
+	d.backends(t, "echo", 2, "--delay", "1s")
+	d.echoSvc(t)
+	readyBackends(t, d.ns, 2)
+	profile := func(timeout string) string {
+		return fmt.Sprintf("routes:\n- name: check\n  condition: {method: POST, pathRegex: '/grpc\\.health\\.v1\\.Health/Check'}\n  timeout: %s\n", timeout)
+	}
+	d.applyProfile(t, profile("100ms"))
+	client := d.loadClient(t)
+	target := fmt.Sprintf("echo.%s.svc.cluster.local:%d", d.ns, echoGRPCPort)
+
+	waitFor(t, 2*time.Minute, "the check route's timeout to apply", func(context.Context) (bool, string, error) {
+		res := loadRun(t, client, testapp.LoadSpec{URL: target, GRPC: true, Count: 1, Rate: 1})
+		return res.OK == 0, fmt.Sprintf("%v %v", res.Status, res.ProxyErrors), nil
+	})
+	res := loadRun(t, client, testapp.LoadSpec{URL: target, GRPC: true, Count: 10, Rate: 5, Concurrency: 2})
+	m := metricsOf(t, client)
+	t.Logf("1 s gRPC calls, 100ms route timeout: statuses %v, proxy errors %v; route metrics:\n%s", res.Status, res.ProxyErrors, grepLines(m, "route_response_total"))
+	if res.Status["DeadlineExceeded"] != 10 {
+		t.Errorf("want 10 × DeadlineExceeded with the 100ms route timeout, got %v", res.Status)
+	}
+	if n := sumSamples(m, "route_response_total", `rt_route="check"`, `classification="failure"`); n < 10 {
+		t.Errorf("client proxy counted %v failed responses on route check, want ≥ 10", n)
+	}
+
+	d.applyProfile(t, profile("5s"))
+	waitFor(t, 2*time.Minute, "the 5s timeout to apply", func(context.Context) (bool, string, error) {
+		res := loadRun(t, client, testapp.LoadSpec{URL: target, GRPC: true, Count: 1, Rate: 1})
+		return res.OK == 1, fmt.Sprintf("%v %v", res.Status, res.ProxyErrors), nil
+	})
+	res = loadRun(t, client, testapp.LoadSpec{URL: target, GRPC: true, Count: 10, Rate: 5, Concurrency: 4})
+	t.Logf("1 s gRPC calls, 5s route timeout: statuses %v", res.Status)
+	if res.OK != 10 {
+		t.Errorf("5s route timeout: %d of 10 calls failed: %v", res.Failed, res.Status)
+	}
+}
