@@ -239,6 +239,10 @@ type countConn struct {
 	s *metrics.TCPSeries
 }
 
+// Unwrap returns the counted connection (proxy/http1 watches its socket
+// for the client's disconnect).
+func (c *countConn) Unwrap() net.Conn { return c.Conn }
+
 func (c *countConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	c.s.AddRead(int64(n))

@@ -65,6 +65,10 @@ func (p *Proxy) handle(ctx *fasthttp.RequestCtx) {
 		}
 		return
 	}
+	if !c.w.begin() {
+		p.canceled(ctx, rec, start)
+		return
+	}
 	stripHopByHop(&req.Header, &c.tmp, false)
 	req.Header.DelBytes(strExpect)    // answered by the server side already
 	req.Header.ResetConnectionClose() // the client's choice, not the pool's
@@ -75,8 +79,12 @@ func (p *Proxy) handle(ctx *fasthttp.RequestCtx) {
 
 	pl := p.pools.get(&ep)
 	resp := &ctx.Response
-	if err := pl.hc.Do(req, resp); err != nil {
+	if err := pl.do(&c.w, req, resp, time.Time{}); err != nil {
 		resp.Reset()
+		if c.w.isCanceled() {
+			p.canceled(ctx, rec, start)
+			return
+		}
 		p.fail(ctx, rec, classify(err), start)
 		return
 	}
@@ -133,6 +141,14 @@ func (p *Proxy) fail(ctx *fasthttp.RequestCtx, rec *record.HTTP, err error, star
 	rec.ErrKind = k
 	rec.Latency = time.Since(start)
 	p.observe(rec)
+}
+
+// canceled ends a request whose client went away: nothing useful can be
+// sent, the connection is closed, and the exchange is recorded (and
+// counted) as proxyerr.Canceled.
+func (p *Proxy) canceled(ctx *fasthttp.RequestCtx, rec *record.HTTP, start time.Time) {
+	p.fail(ctx, rec, proxyerr.New(proxyerr.Canceled, errCanceled), start)
+	ctx.SetConnectionClose()
 }
 
 func (p *Proxy) observe(rec *record.HTTP) {

@@ -146,6 +146,9 @@ type conn struct {
 	// tunnel is closed when an upgraded connection's tunnel ends; nil when
 	// the connection was not upgraded.
 	tunnel chan struct{}
+	// w watches the client's socket for its FIN/RST while a request is in
+	// flight (cancel.go).
+	w watch
 }
 
 // ServeConn serves one client connection until it closes. c may replay
@@ -160,6 +163,8 @@ func (p *Proxy) ServeConnContext(ctx context.Context, c net.Conn, orig netip.Add
 	p.active.Add(1)
 	defer p.active.Done()
 	cc := &conn{Conn: c, ctx: ctx, orig: orig}
+	clientWatcher.add(&cc.w, c)
+	defer clientWatcher.remove(&cc.w)
 	err := p.srv.ServeConn(cc)
 	if cc.tunnel != nil { // fasthttp runs the hijacked conn on its own goroutine
 		<-cc.tunnel
@@ -196,6 +201,9 @@ func (p *Proxy) Wait(ctx context.Context) error {
 func (p *Proxy) Close() { p.pools.close() }
 
 func (p *Proxy) connState(c net.Conn, st fasthttp.ConnState) {
+	if cc, ok := c.(*conn); ok && st != fasthttp.StateActive && st != fasthttp.StateNew {
+		cc.w.end() // the response, streamed body included, is done
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if st == fasthttp.StateIdle {

@@ -73,15 +73,18 @@ func (p *Proxy) forwardRouted(ctx *fasthttp.RequestCtx, c *conn, prof *profile.P
 		if ep.Load != nil {
 			tok = ep.Load.Begin()
 		}
-		var err error
-		if deadline.IsZero() {
-			err = pl.hc.Do(out, resp)
-		} else {
-			err = pl.hc.DoDeadline(out, resp, deadline)
-		}
+		err := pl.do(&c.w, out, resp, deadline)
 		status := 0
 		if err == nil {
 			status = resp.StatusCode()
+		} else if c.w.isCanceled() {
+			resp.Reset()
+			if ep.Load != nil {
+				ep.Load.End(tok, true)
+			}
+			rec.Retries = retry.Retries()
+			p.canceledRouted(ctx, rec, start)
+			return
 		} else {
 			resp.Reset()
 			err = classify(err)
@@ -124,6 +127,11 @@ func (p *Proxy) forwardRouted(ctx *fasthttp.RequestCtx, c *conn, prof *profile.P
 		}
 		t := time.NewTimer(wait)
 		<-t.C
+		if c.w.isCanceled() {
+			rec.Retries = retry.Retries()
+			p.canceledRouted(ctx, rec, start)
+			return
+		}
 		next, rerr := p.cfg.Router.Route(c.ctx, authority, c.orig)
 		if rerr != nil {
 			rec.Retries = retry.Retries()
@@ -162,6 +170,12 @@ func (p *Proxy) failRouted(ctx *fasthttp.RequestCtx, rec *record.HTTP, err error
 		}
 	}
 	p.fail(ctx, rec, err, start)
+}
+
+// canceledRouted ends a routed request whose client went away.
+func (p *Proxy) canceledRouted(ctx *fasthttp.RequestCtx, rec *record.HTTP, start time.Time) {
+	p.failRouted(ctx, rec, proxyerr.New(proxyerr.Canceled, errCanceled), start)
+	ctx.SetConnectionClose()
 }
 
 func (p *Proxy) observeAttempt(rec *record.HTTP, status int, err error, failed bool) {

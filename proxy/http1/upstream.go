@@ -35,6 +35,81 @@ type pool struct {
 	// (fasthttp keeps its read deadline for the whole streamed body).
 	mu    sync.Mutex
 	conns map[netip.AddrPort]*upConn
+	// reqs maps a request being sent (guarded by mu) to its client
+	// connection's watch, for the bind transport.
+	reqs map[*fasthttp.Request]*watch
+
+	// The bind lock hands the identity of the request to the upstream
+	// connection fasthttp picks for it: the transport takes it before
+	// fasthttp acquires a connection, and the connection's first call on
+	// the request's goroutine (Dial for a new one, LocalAddr from
+	// Response.ParseNetConn for a pooled one) binds itself to bw and
+	// releases it. Only the holder touches bw.
+	bmu sync.Mutex
+	bw  *watch
+}
+
+// bindTransport is the pools' fasthttp transport: DefaultTransport with the
+// bind lock around the connection's acquisition.
+type bindTransport struct{ p *pool }
+
+func (t bindTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (bool, error) {
+	t.p.mu.Lock()
+	w := t.p.reqs[req]
+	t.p.mu.Unlock()
+	if w == nil {
+		w = &watch{} // not sent through do: nothing to cancel, but keep the lock's protocol
+	}
+	if w.isCanceled() {
+		return false, errCanceled
+	}
+	t.p.bmu.Lock()
+	t.p.bw, w.held = w, true
+	retry, err := fasthttp.DefaultTransport.RoundTrip(hc, req, resp)
+	if w.held { // no connection was acquired
+		t.p.release(w)
+	}
+	if err != nil && w.isCanceled() {
+		return false, errCanceled
+	}
+	return retry, err
+}
+
+// release gives the bind lock back; only its holder (w's goroutine) calls it.
+func (p *pool) release(w *watch) {
+	w.held = false
+	p.bw = nil
+	p.bmu.Unlock()
+}
+
+// claim binds u to the bind lock's holder and releases the lock. It runs on
+// the holder's goroutine.
+func (p *pool) claim(u *upConn) {
+	w := p.bw
+	if w == nil || !w.held {
+		return
+	}
+	p.release(w)
+	w.bind(u)
+}
+
+// do sends req on the pool with the client connection's watch w: when the
+// client goes away, the upstream connection is closed and do returns an
+// error (w.isCanceled() is then true). A zero deadline means none.
+func (p *pool) do(w *watch, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) error {
+	p.mu.Lock()
+	p.reqs[req] = w
+	p.mu.Unlock()
+	var err error
+	if deadline.IsZero() {
+		err = p.hc.Do(req, resp)
+	} else {
+		err = p.hc.DoDeadline(req, resp, deadline)
+	}
+	p.mu.Lock()
+	delete(p.reqs, req)
+	p.mu.Unlock()
+	return err
 }
 
 func newPools(cfg *Config) *pools { return &pools{cfg: cfg, m: map[poolKey]*pool{}} }
@@ -52,18 +127,30 @@ func (ps *pools) get(ep *target.Endpoint) *pool {
 	if p = ps.m[k]; p != nil {
 		return p
 	}
-	p = &pool{conns: map[netip.AddrPort]*upConn{}}
+	p = &pool{conns: map[netip.AddrPort]*upConn{}, reqs: map[*fasthttp.Request]*watch{}}
 	epCopy := *ep
 	dialer := ps.cfg.Dialer
 	p.hc = &fasthttp.HostClient{
-		Addr: ep.Addr.String(),
+		Addr:      ep.Addr.String(),
+		Transport: bindTransport{p},
 		Dial: func(string) (net.Conn, error) {
+			// Runs on the request's goroutine, holding the bind lock:
+			// release it before dialing so dials are not serialized.
+			w := p.bw
+			if w != nil && w.held {
+				p.release(w)
+			}
 			dial := func() (net.Conn, error) { return dialer.Dial(context.Background(), epCopy) }
 			c, err := dial()
 			if err != nil {
 				return nil, err
 			}
-			return p.track(c, dial), nil
+			u := p.track(c, dial)
+			u.fresh = true
+			if w != nil {
+				w.bind(u)
+			}
+			return u, nil
 		},
 		MaxConns:                      ps.cfg.MaxConnsPerEndpoint,
 		MaxIdleConnDuration:           ps.cfg.IdleTimeout,
@@ -107,9 +194,15 @@ type upConn struct {
 	p    *pool
 	dial func() (net.Conn, error)
 
-	mu     sync.Mutex // guards Conn and local against Close
+	mu     sync.Mutex // guards Conn, local and owner against Close and abort
 	local  netip.AddrPort
 	closed bool
+	// owner is the client connection whose request uses this connection
+	// now (or last did); abort only closes the connection for its owner.
+	owner *watch
+	// fresh is set by Dial: the next LocalAddr (Response.ParseNetConn of
+	// the request that dialed it) must not claim the bind lock.
+	fresh bool
 
 	// reused is set once a response was read: the next Write starts a
 	// request on a connection that sat in the pool.
@@ -123,7 +216,7 @@ type upConn struct {
 	peekOK  bool
 }
 
-func (p *pool) track(c net.Conn, dial func() (net.Conn, error)) net.Conn {
+func (p *pool) track(c net.Conn, dial func() (net.Conn, error)) *upConn {
 	u := &upConn{Conn: c, p: p, dial: dial}
 	u.peek = func(fd uintptr) bool {
 		r, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&u.peekBuf[0])), 1,
@@ -167,6 +260,34 @@ func (u *upConn) register(c net.Conn) {
 	u.local = ta.AddrPort()
 	u.p.conns[u.local] = u
 	u.p.mu.Unlock()
+}
+
+// LocalAddr is called by fasthttp on the request's goroutine right after it
+// acquired this connection (Response.ParseNetConn): the pooled connection
+// binds itself to the request there.
+func (u *upConn) LocalAddr() net.Addr {
+	if u.fresh {
+		u.fresh = false
+	} else {
+		u.p.claim(u)
+	}
+	return u.cur().LocalAddr()
+}
+
+// abort closes the connection under the request of w, whose client went
+// away: the upstream sees its request cancelled and the blocked exchange
+// fails. A connection already serving another client's request is left
+// alone; an idle one closed here is replaced by a fresh dial on its next
+// use (the liveness peek).
+func (u *upConn) abort(w *watch) {
+	u.mu.Lock()
+	if u.owner != w || u.closed {
+		u.mu.Unlock()
+		return
+	}
+	c := u.Conn
+	u.mu.Unlock()
+	c.Close()
 }
 
 func (u *upConn) Read(b []byte) (int, error) {
