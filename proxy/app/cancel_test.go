@@ -103,7 +103,7 @@ func TestClientDisconnectCancelsUpstream(t *testing.T) {
 	var m string
 	for try := 0; try < 50; try++ { // the record is written when the handler returns
 		m = scrape(t, h)
-		if strings.Contains(m, `kind="canceled"} 3`) {
+		if strings.Contains(m, `kind="canceled"} 3`) && strings.Contains(m, `status_code="499"`) {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)

@@ -133,9 +133,12 @@ func (ps *pools) get(ep *target.Endpoint) *pool {
 	p.hc = &fasthttp.HostClient{
 		Addr:      ep.Addr.String(),
 		Transport: bindTransport{p},
+		// MaxConnWaitTimeout stays 0: fasthttp then never dials on a
+		// goroutine of its own (dialConnFor), so Dial always runs on the
+		// request's goroutine, which holds the bind lock.
 		Dial: func(string) (net.Conn, error) {
-			// Runs on the request's goroutine, holding the bind lock:
-			// release it before dialing so dials are not serialized.
+			// Release the bind lock before dialing so dials are not
+			// serialized.
 			w := p.bw
 			if w != nil && w.held {
 				p.release(w)
