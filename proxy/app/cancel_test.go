@@ -23,7 +23,7 @@ func blockingBackend(t *testing.T) (addr string, started, cancelled chan string)
 	ln := listen(t)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
-		case "/block":
+		case "/block", "/block/untimed":
 			started <- r.URL.Path
 			select {
 			case <-r.Context().Done():
@@ -181,5 +181,18 @@ func TestRouteTimeoutCancelsThroughTwoProxies(t *testing.T) {
 	}
 	if code, _, body := get(t, c, a.outbound(), "http", "/"); code != 200 || body != "ok" {
 		t.Fatalf("after: %d %q", code, body)
+	}
+
+	// A client that leaves a balanced request (no route timeout) cancels it
+	// through both proxies as well.
+	conn, err := net.Dial("tcp", a.outbound())
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(conn, "GET /block/untimed HTTP/1.1\r\nHost: "+booksHost+":80\r\n\r\n")
+	waitOn(t, started, "backend request (untimed)")
+	conn.Close()
+	if got := waitOn(t, cancelled, "backend cancellation of a balanced request"); got != "/block/untimed" {
+		t.Fatalf("cancelled %q", got)
 	}
 }
