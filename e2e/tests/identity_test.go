@@ -466,8 +466,9 @@ func TestIdentityMTLS(t *testing.T) {
 	t.Run("inbound-policy", func(t *testing.T) {
 		// A second server refusing plaintext, a meshed client that knows it, and an unmeshed
 		// pod; the unmeshed client runs in that pod's network namespace.
-		// No readiness probe on the app: the kubelet's plaintext probe would be refused too
-		// (the pod would never be ready; see the report of this test's author).
+		// No readiness probe on the app: all-authenticated refuses the kubelet's plaintext
+		// HTTP probe to an application port too, so the pod would never become ready (the
+		// proxy has no probe exemption yet, unlike Linkerd's default probe authorization).
 		strictPod := identServerPod("strict", map[string]string{annotations.DefaultInboundPolicy: "all-authenticated"})
 		strictPod.Spec.Containers[0].ReadinessProbe = nil
 		createPod(t, e.ns, e.mesh(t, strictPod, "server", ""))
