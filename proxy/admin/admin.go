@@ -25,6 +25,11 @@ type Config struct {
 	// Shutdown, when not nil, enables POST /shutdown from loopback clients
 	// and is called once per accepted request.
 	Shutdown func()
+	// Probes are the application's HTTP probes forwarded under ProbePrefix;
+	// empty disables it. ProbeAddr is the application's address (the pod IP;
+	// invalid means 127.0.0.1).
+	Probes    []Probe
+	ProbeAddr netip.Addr
 }
 
 // Handler returns the admin mux.
@@ -49,6 +54,13 @@ func Handler(cfg Config) http.Handler {
 		}
 		io.WriteString(w, "ready\n")
 	})
+	if len(cfg.Probes) > 0 {
+		addr := cfg.ProbeAddr
+		if !addr.IsValid() {
+			addr = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+		}
+		mux.Handle("GET "+ProbePrefix, newProbeForwarder(cfg.Probes, addr))
+	}
 	mux.HandleFunc("GET /live", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "live\n")
 	})

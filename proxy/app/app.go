@@ -150,7 +150,8 @@ func New(cfg config.Config, opts Options) (*App, error) {
 		return nil, fmt.Errorf("%sADMIN_LISTEN_ADDR: %w", config.Prefix, err)
 	}
 	a.adminLn = ln
-	ac := admin.Config{Metrics: a.metrics, ContentType: metrics.ContentType, Draining: a.tracker.Draining}
+	ac := admin.Config{Metrics: a.metrics, ContentType: metrics.ContentType, Draining: a.tracker.Draining,
+		Probes: cfg.AppProbes, ProbeAddr: cfg.PodIP}
 	if a.mesh != nil {
 		ac.NotReady = a.mesh.notReady
 	}

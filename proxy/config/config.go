@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/weftmesh/weft/proxy/admin"
 	"github.com/weftmesh/weft/proxy/identity"
 	"github.com/weftmesh/weft/proxy/mtls"
 )
@@ -62,6 +63,13 @@ type Config struct {
 	ShutdownQuiet time.Duration
 	// AdminShutdown enables POST /shutdown (from loopback only).
 	AdminShutdown bool
+	// AppProbes are the application's HTTP probes the admin server forwards
+	// under /app-probe/ (WEFT_PROXY_APP_PROBES, "port:/path,..."; the injector
+	// sets it when it rewrites probes); empty disables forwarding.
+	AppProbes []admin.Probe
+	// PodIP is where forwarded probes reach the application; invalid means
+	// 127.0.0.1.
+	PodIP netip.Addr
 	// InboundConnectLoopback sends inbound traffic to 127.0.0.1:<port>
 	// (Linkerd's behaviour) instead of the original destination address.
 	InboundConnectLoopback bool
@@ -138,6 +146,8 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	p.duration("SHUTDOWN_GRACE_PERIOD", &c.ShutdownGracePeriod)
 	p.duration("SHUTDOWN_QUIET", &c.ShutdownQuiet)
 	p.boolean("ADMIN_SHUTDOWN_ENABLED", &c.AdminShutdown)
+	p.probes("APP_PROBES", &c.AppProbes)
+	p.ip("POD_IP", &c.PodIP)
 	p.boolean("INBOUND_CONNECT_LOOPBACK", &c.InboundConnectLoopback)
 	p.str("LOG_LEVEL", &c.LogLevel)
 	if p.err != nil {
@@ -335,4 +345,30 @@ func splitHostPort(s string) (string, string, error) {
 		err = fmt.Errorf("empty host or port")
 	}
 	return h, p, err
+}
+
+func (p *parser) probes(name string, dst *[]admin.Probe) {
+	v, ok := p.get(name)
+	if !ok {
+		return
+	}
+	probes, err := admin.ParseProbes(v)
+	if err != nil {
+		p.fail(name, v, err)
+		return
+	}
+	*dst = probes
+}
+
+func (p *parser) ip(name string, dst *netip.Addr) {
+	v, ok := p.get(name)
+	if !ok {
+		return
+	}
+	a, err := netip.ParseAddr(v)
+	if err != nil {
+		p.fail(name, v, err)
+		return
+	}
+	*dst = a
 }

@@ -115,3 +115,18 @@ func TestMeshEnv(t *testing.T) {
 		})
 	}
 }
+
+func TestAppProbesAndPodIP(t *testing.T) {
+	env := map[string]string{"WEFT_PROXY_APP_PROBES": "8080:/healthz,7002:/ready", "WEFT_PROXY_POD_IP": "198.18.0.7"}
+	c, err := FromEnv(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.AppProbes) != 2 || c.AppProbes[0].Port != 8080 || c.PodIP.String() != "198.18.0.7" {
+		t.Fatalf("probes %v pod IP %v", c.AppProbes, c.PodIP)
+	}
+	env["WEFT_PROXY_APP_PROBES"] = "healthz"
+	if _, err := FromEnv(func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), "WEFT_PROXY_APP_PROBES") {
+		t.Fatalf("bad probes: %v", err)
+	}
+}
