@@ -15,8 +15,9 @@ import (
 )
 
 // blockingBackend serves /block by blocking until its request's context is
-// done (then it reports on cancelled), /sse by sending an event every 20 ms
-// until then, and anything else with "ok".
+// done (then it reports on cancelled), /hold by sending the response head
+// and a first line, then blocking the same way, /sse by sending an event every 20 ms until
+// then, and anything else with "ok".
 func blockingBackend(t *testing.T) (addr string, started, cancelled chan string) {
 	t.Helper()
 	started, cancelled = make(chan string, 16), make(chan string, 16)
@@ -24,6 +25,16 @@ func blockingBackend(t *testing.T) (addr string, started, cancelled chan string)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/block", "/block/untimed":
+			started <- r.URL.Path
+			select {
+			case <-r.Context().Done():
+				cancelled <- r.URL.Path
+			case <-time.After(30 * time.Second):
+			}
+		case "/hold": // a long poll: a first line at once, then nothing until cancelled
+			w.Header().Set("Content-Type", "text/plain")
+			io.WriteString(w, "waiting\n")
+			w.(http.Flusher).Flush()
 			started <- r.URL.Path
 			select {
 			case <-r.Context().Done():
@@ -139,6 +150,32 @@ func TestClientDisconnectStopsStream(t *testing.T) {
 	conn.Close()
 	if got := waitOn(t, cancelled, "backend stream end"); got != "/sse" && !strings.HasPrefix(got, "/sse") {
 		t.Fatalf("stream ended as %q", got)
+	}
+}
+
+// TestClientDisconnectStopsLongPoll: the response head went through, the
+// body is still to come (the proxy waits on the upstream, with nothing to
+// write to the client): the client leaving still cancels the upstream.
+func TestClientDisconnectStopsLongPoll(t *testing.T) {
+	backend, started, cancelled := blockingBackend(t)
+	h := newHarness(t, nil)
+	h.to(backend)
+	conn, err := net.Dial("tcp", h.outbound())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "GET /hold HTTP/1.1\r\nHost: books\r\n\r\n")
+	waitOn(t, started, "backend long poll")
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(conn)
+	status, err := br.ReadString('\n')
+	if err != nil || !strings.Contains(status, " 200 ") {
+		t.Fatalf("status line %q: %v", status, err)
+	}
+	conn.Close()
+	if got := waitOn(t, cancelled, "backend long-poll cancellation"); got != "/hold" {
+		t.Fatalf("cancelled %q", got)
 	}
 }
 
