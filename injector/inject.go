@@ -59,7 +59,18 @@ func Inject(pod *corev1.Pod, v Values) (*Report, error) {
 		podGrace = time.Duration(*g) * time.Second
 	}
 	cfg.grace = min(cfg.grace, podGrace)
+	var appProbes string
+	if cfg.policy == "all-authenticated" {
+		rewritten := pod.DeepCopy() // all or nothing
+		if appProbes, err = rewriteProbes(rewritten); err != nil {
+			return nil, err
+		}
+		*pod = *rewritten
+	}
 	proxy := proxyContainer(pod, v, cfg)
+	if appProbes != "" {
+		proxy.Env = append(proxy.Env, corev1.EnvVar{Name: "WEFT_PROXY_APP_PROBES", Value: appProbes})
+	}
 	init := initContainer(v, cfg)
 	if cfg.native {
 		always := corev1.ContainerRestartPolicyAlways

@@ -273,6 +273,9 @@ func RemoveProxy(pod *corev1.Pod) bool {
 		vols = append(vols, vol)
 	}
 	pod.Spec.Volumes = vols
+	if restoreProbes(pod) {
+		removed = true
+	}
 	for _, k := range []string{annotations.Inject, annotations.ProxyVersion, annotations.TrustRootSHA256, annotations.InjectedBy} {
 		if _, ok := pod.Annotations[k]; ok {
 			delete(pod.Annotations, k)

@@ -40,6 +40,10 @@ const (
 	TrustRootSHA256 = "weft.io/trust-root-sha256"
 	// InjectedBy records what injected the pod: "webhook" or "cli".
 	InjectedBy = "weft.io/injected-by"
+	// OriginalProbes holds the httpGet probes the injector pointed at the
+	// proxy's admin port (pods whose inbound policy refuses plaintext), so
+	// uninject can restore them.
+	OriginalProbes = "weft.io/original-probes"
 )
 
 // Container and volume names the injector adds.
