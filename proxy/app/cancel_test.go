@@ -233,3 +233,84 @@ func TestRouteTimeoutCancelsThroughTwoProxies(t *testing.T) {
 		t.Fatalf("cancelled %q", got)
 	}
 }
+
+// TestClientDisconnectCancelsOnlyItsRequest: of several concurrent requests
+// on pooled upstream connections, only the one whose client left is
+// cancelled; the others complete normally. Several rounds, so upstream
+// connections are reused from the pool (the bind of a pooled connection)
+// as well as dialed.
+func TestClientDisconnectCancelsOnlyItsRequest(t *testing.T) {
+	type outcome struct {
+		id        string
+		cancelled bool
+	}
+	started, outcomes := make(chan string, 64), make(chan outcome, 64)
+	release := make(chan struct{})
+	ln := listen(t)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.URL.Query().Get("id")
+		started <- id
+		select {
+		case <-r.Context().Done():
+			outcomes <- outcome{id, true}
+		case <-release:
+			outcomes <- outcome{id, false}
+			io.WriteString(w, "done "+id)
+		}
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	h := newHarness(t, nil)
+	h.to(ln.Addr().String())
+
+	const n = 6
+	for round := 0; round < 4; round++ {
+		release = make(chan struct{})
+		conns := make([]net.Conn, n)
+		for i := range conns {
+			c, err := net.Dial("tcp", h.outbound())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			fmt.Fprintf(c, "GET /wait?id=%d HTTP/1.1\r\nHost: books\r\n\r\n", i)
+			conns[i] = c
+		}
+		for range n {
+			waitOn(t, started, "backend request")
+		}
+		victim := round % n
+		conns[victim].Close()
+		select {
+		case o := <-outcomes:
+			if !o.cancelled || o.id != strconv.Itoa(victim) {
+				t.Fatalf("round %d: first outcome %+v, want request %d cancelled", round, o, victim)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: request %d not cancelled", round, victim)
+		}
+		close(release)
+		for i, c := range conns {
+			if i == victim {
+				continue
+			}
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			br := bufio.NewReader(c)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("round %d request %d: %v", round, i, err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || string(b) != "done "+strconv.Itoa(i) {
+				t.Fatalf("round %d request %d: %d %q", round, i, resp.StatusCode, b)
+			}
+			c.Close()
+		}
+		for range n - 1 {
+			if o := <-outcomes; o.cancelled {
+				t.Fatalf("round %d: request %s cancelled too", round, o.id)
+			}
+		}
+	}
+}
