@@ -466,12 +466,14 @@ func TestIdentityMTLS(t *testing.T) {
 	t.Run("inbound-policy", func(t *testing.T) {
 		// A second server refusing plaintext, a meshed client that knows it, and an unmeshed
 		// pod; the unmeshed client runs in that pod's network namespace.
-		// No readiness probe on the app: all-authenticated refuses the kubelet's plaintext
-		// HTTP probe to an application port too, so the pod would never become ready (the
-		// proxy has no probe exemption yet, unlike Linkerd's default probe authorization).
-		strictPod := identServerPod("strict", map[string]string{annotations.DefaultInboundPolicy: "all-authenticated"})
-		strictPod.Spec.Containers[0].ReadinessProbe = nil
-		createPod(t, e.ns, e.mesh(t, strictPod, "server", ""))
+		// The app keeps its plaintext HTTP readiness probe: all-authenticated would refuse the
+		// kubelet's probe, so the injector points it at the proxy's admin port, which forwards
+		// it to the app (weft.io/original-probes records the original).
+		strictPod := e.mesh(t, identServerPod("strict", map[string]string{annotations.DefaultInboundPolicy: "all-authenticated"}), "server", "")
+		if _, ok := strictPod.Annotations[annotations.OriginalProbes]; !ok || strictPod.Spec.Containers[0].ReadinessProbe.HTTPGet.Port.IntValue() != injector.AdminPort {
+			t.Fatalf("the strict pod's readiness probe was not rewritten: %+v", strictPod.Spec.Containers[0].ReadinessProbe)
+		}
+		createPod(t, e.ns, strictPod)
 		plain := identSleepPod("plain")
 		createPod(t, e.ns, plain)
 		strict := waitPod(t, e.ns, "strict", "to be ready", podReady)
