@@ -792,14 +792,13 @@ func backendCount(t *testing.T, p *corev1.Pod, key string) int {
 }
 
 // TestDiscoveryRouteTimeout: a route with a 100 ms timeout in front of a 1 s handler answers 504
-// with weft-proxy-error: timeout, and the backend sees the request cancelled (the client proxy
-// closes the upstream connection). The backend is unmeshed: through a meshed backend's inbound
-// proxy the cancellation does not reach the application today (the HTTP/1 inbound side keeps
-// its upstream request running after its client went away).
+// with weft-proxy-error: timeout, and the application behind the meshed backend's own proxy sees
+// its request cancelled (the client proxy closes its connection; the backend's inbound proxy
+// aborts its request to the app when its client leaves).
 func TestDiscoveryRouteTimeout(t *testing.T) {
 	t.Parallel()
 	d := newDiscovery(t)
-	d.backends(t, "plain-echo", 1)
+	d.backends(t, "echo", 1)
 	d.echoSvc(t)
 	readyBackends(t, d.ns, 1)
 	d.applyProfile(t, `routes:
