@@ -33,7 +33,7 @@ test-unit: ## unit and integration tests (real sockets, network namespaces)
 
 e2e: deps build kube-bins ## end-to-end tests against the local cluster (started if needed)
 	@mkdir -p $(CACHE)
-	$(GO) test -count=1 -tags e2e -p 1 -timeout 45m -v ./e2e/cluster/ ./e2e/tests/... 2>&1 | tee $(CACHE)/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)' ; exit $${PIPESTATUS[0]}
+	$(GO) test -count=1 -tags e2e -p 1 -timeout 45m -v ./e2e/cluster/ ./e2e/tests/... 2>&1 | tee $(CACHE)/e2e.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|panic)' ; exit $${PIPESTATUS[0]}
 
 cluster-up: deps build kube-bins ## start the local cluster (idempotent)
 	bin/weft-cluster up
