@@ -13,6 +13,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/weftmesh/weft/e2e/node/fieldpath"
 )
 
 // envInput is everything a container's environment is resolved from.
@@ -223,66 +225,7 @@ func resolveValueFrom(ctx context.Context, in envInput, ev corev1.EnvVar) (strin
 
 // podField resolves a downward-API field path.
 func podField(in envInput, path string) (string, error) {
-	pod := in.pod
-	if sub, ok := subscript(path, "metadata.labels"); ok {
-		return pod.Labels[sub], nil
-	}
-	if sub, ok := subscript(path, "metadata.annotations"); ok {
-		return pod.Annotations[sub], nil
-	}
-	switch path {
-	case "metadata.name":
-		return pod.Name, nil
-	case "metadata.namespace":
-		return pod.Namespace, nil
-	case "metadata.uid":
-		return string(pod.UID), nil
-	case "metadata.labels":
-		return formatMap(pod.Labels), nil
-	case "metadata.annotations":
-		return formatMap(pod.Annotations), nil
-	case "spec.nodeName":
-		return pod.Spec.NodeName, nil
-	case "spec.serviceAccountName":
-		return pod.Spec.ServiceAccountName, nil
-	case "status.hostIP", "status.hostIPs":
-		if !in.hostIP.IsValid() {
-			return "", nil
-		}
-		return in.hostIP.String(), nil
-	case "status.podIP":
-		if len(in.podIPs) == 0 {
-			return "", nil
-		}
-		return in.podIPs[0].String(), nil
-	case "status.podIPs":
-		ips := make([]string, len(in.podIPs))
-		for i, ip := range in.podIPs {
-			ips[i] = ip.String()
-		}
-		return strings.Join(ips, ","), nil
-	}
-	return "", fmt.Errorf("unsupported fieldRef %q", path)
-}
-
-// subscript parses "prefix['key']".
-func subscript(path, prefix string) (string, bool) {
-	rest, ok := strings.CutPrefix(path, prefix+"['")
-	if !ok {
-		return "", false
-	}
-	return strings.CutSuffix(rest, "']")
-}
-
-func formatMap(m map[string]string) string {
-	var b strings.Builder
-	for i, k := range sortedKeys(m) {
-		if i > 0 {
-			b.WriteByte('\n')
-		}
-		b.WriteString(k + "=" + strconv.Quote(m[k]))
-	}
-	return b.String()
+	return fieldpath.Resolve(fieldpath.Pod{Pod: in.pod, PodIPs: in.podIPs, HostIP: in.hostIP}, path)
 }
 
 // resourceField resolves a resourceFieldRef as kubelet: values are divided by the divisor and

@@ -7,9 +7,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -17,6 +15,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/weftmesh/weft/e2e/node/fieldpath"
 )
 
 // volume is one pod volume materialised on the host.
@@ -272,53 +272,7 @@ func (s *Sandbox) addDownwardAPI(payload map[string]payloadFile, items []corev1.
 
 // fieldValue resolves a downward API field path against the pod.
 func (s *Sandbox) fieldValue(path string) (string, error) {
-	p := s.pod
-	if k, ok := subscript(path, "metadata.labels"); ok {
-		return p.Labels[k], nil
-	}
-	if k, ok := subscript(path, "metadata.annotations"); ok {
-		return p.Annotations[k], nil
-	}
-	switch path {
-	case "metadata.name":
-		return p.Name, nil
-	case "metadata.namespace":
-		return p.Namespace, nil
-	case "metadata.uid":
-		return string(p.UID), nil
-	case "metadata.labels":
-		return formatMap(p.Labels), nil
-	case "metadata.annotations":
-		return formatMap(p.Annotations), nil
-	case "spec.nodeName":
-		return p.Spec.NodeName, nil
-	case "spec.serviceAccountName":
-		return p.Spec.ServiceAccountName, nil
-	case "status.podIP":
-		if len(s.ips) > 0 {
-			return s.ips[0].String(), nil
-		}
-		return "", nil
-	}
-	return "", fmt.Errorf("unsupported fieldRef %q", path)
-}
-
-// subscript parses "<prefix>['key']".
-func subscript(path, prefix string) (string, bool) {
-	rest, ok := strings.CutPrefix(path, prefix+"['")
-	if !ok {
-		return "", false
-	}
-	return strings.CutSuffix(rest, "']")
-}
-
-// formatMap renders labels/annotations as kubelet does: sorted `key="value"` lines.
-func formatMap(m map[string]string) string {
-	var lines []string
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		lines = append(lines, fmt.Sprintf("%s=%q", k, m[k]))
-	}
-	return strings.Join(lines, "\n")
+	return fieldpath.Resolve(fieldpath.Pod{Pod: s.pod, PodIPs: s.ips}, path)
 }
 
 func (s *Sandbox) addToken(ctx context.Context, payload map[string]payloadFile, key string, src *corev1.ServiceAccountTokenProjection, mode os.FileMode, now time.Time) error {
