@@ -181,12 +181,3 @@ func TestKubeVersionMatchesKubebinModule(t *testing.T) {
 	}
 	t.Fatal("no 'require k8s.io/kubernetes' line in e2e/kubebin/go.mod")
 }
-
-func TestUnescapeMount(t *testing.T) {
-	tests := map[string]string{`/a/b`: "/a/b", `/a\040b`: "/a b", `/x\134y`: `/x\y`}
-	for in, want := range tests {
-		if got := unescapeMount(in); got != want {
-			t.Errorf("unescapeMount(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

@@ -14,6 +14,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/weftmesh/weft/internal/mountinfo"
 )
 
 // assertGone checks that nothing of a sandbox is left on the host.
@@ -25,7 +27,7 @@ func assertGone(t *testing.T, rt *testRT, sb *Sandbox, pids []int) {
 	if _, err := netlink.LinkByName(sb.hostVeth); err == nil {
 		t.Errorf("veth %s still exists", sb.hostVeth)
 	}
-	points, err := mountPoints()
+	points, err := mountinfo.Points()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,9 +8,10 @@ import (
 	"path/filepath"
 	goruntime "runtime"
 	"sort"
-	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/weftmesh/weft/internal/mountinfo"
 )
 
 // The container launcher is this very binary, re-executed through /proc/self/exe with
@@ -182,7 +182,7 @@ func hideMounts(prefixes []string, keep []bindMount) error {
 	if len(prefixes) == 0 {
 		return nil
 	}
-	points, err := mountPoints()
+	points, err := mountinfo.Points()
 	if err != nil {
 		return err
 	}
@@ -211,50 +211,8 @@ func hideMounts(prefixes []string, keep []bindMount) error {
 	return nil
 }
 
-// mountPoints lists the mount points of the calling process (from /proc/self/mountinfo).
-func mountPoints() ([]string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil, fmt.Errorf("read mountinfo: %w", err)
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		out = append(out, unescapeMountinfo(fields[4]))
-	}
-	return out, sc.Err()
-}
-
-// unescapeMountinfo decodes the octal escapes (\040 for space, ...) of mountinfo paths.
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			var v int
-			if _, err := fmt.Sscanf(s[i+1:i+4], "%03o", &v); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-func underPath(p, prefix string) bool {
-	prefix = filepath.Clean(prefix)
-	return p == prefix || strings.HasPrefix(p, prefix+"/")
-}
+// underPath reports whether p is prefix or inside it.
+func underPath(p, prefix string) bool { return mountinfo.IsUnder(p, prefix) }
 
 // setCredentials drops the bounding set, switches uid/gid/groups keeping the wanted
 // capabilities, and raises them as ambient capabilities for non-root users. All calls are

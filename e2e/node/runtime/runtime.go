@@ -20,6 +20,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/weftmesh/weft/internal/mountinfo"
 )
 
 // Config configures a Runtime.
@@ -162,7 +164,7 @@ func (r *Runtime) Shutdown(ctx context.Context) error {
 	if err := deleteLink(r.cfg.Bridge); err != nil {
 		errs = append(errs, err)
 	}
-	if err := unmountUnder(r.cfg.StateDir); err != nil {
+	if err := mountinfo.UnmountUnder(r.cfg.StateDir); err != nil {
 		errs = append(errs, err)
 	}
 	// Only what the runtime created: the node agent may keep other files in StateDir.

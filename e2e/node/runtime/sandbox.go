@@ -13,8 +13,9 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/weftmesh/weft/internal/mountinfo"
 )
 
 // Sandbox is a pod's network namespace, address, volumes and processes.
@@ -228,7 +229,7 @@ func (r *Runtime) destroyState(dir string, st sandboxState, keepLogs bool) error
 			errs = append(errs, err)
 		}
 	}
-	if err := unmountUnder(dir); err != nil {
+	if err := mountinfo.UnmountUnder(dir); err != nil {
 		errs = append(errs, err)
 	}
 	if st.HostVeth != "" {
@@ -358,27 +359,4 @@ func (r *Runtime) destroyStateNoLock(dir string, st sandboxState) error {
 		err = errors.Join(err, r.ipam.release(uid))
 	}
 	return err
-}
-
-// unmountUnder lazily unmounts every mount at or below dir, deepest first.
-func unmountUnder(dir string) error {
-	points, err := mountPoints()
-	if err != nil {
-		return err
-	}
-	dir = filepath.Clean(dir)
-	var victims []string
-	for _, p := range points {
-		if underPath(p, dir) {
-			victims = append(victims, p)
-		}
-	}
-	sort.Sort(sort.Reverse(sort.StringSlice(victims)))
-	var errs []error
-	for _, p := range victims {
-		if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-			errs = append(errs, fmt.Errorf("unmount %s: %w", p, err))
-		}
-	}
-	return errors.Join(errs...)
 }
