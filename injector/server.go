@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -130,18 +131,35 @@ func (s *Server) Serve(ctx context.Context, lis, admin net.Listener) error {
 	return hs.Shutdown(shutdown)
 }
 
-// certReloader re-reads the key pair when either file's modification time changes.
+// certReloader re-reads the key pair when either file changes. A change is a
+// different inode, size or modification time: Secret volumes and atomic
+// writes replace files by rename, which always gives a new inode, so two
+// updates within one mtime tick are still seen.
 type certReloader struct {
 	cert, key string
 	mu        sync.Mutex
-	mtime     [2]time.Time
+	stamp     [2]fileStamp
 	cur       *tls.Certificate
+}
+
+type fileStamp struct {
+	ino  uint64
+	size int64
+	mod  time.Time
+}
+
+func stampOf(st os.FileInfo) fileStamp {
+	fs := fileStamp{size: st.Size(), mod: st.ModTime()}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		fs.ino = sys.Ino
+	}
+	return fs
 }
 
 func (c *certReloader) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var mt [2]time.Time
+	var mt [2]fileStamp
 	for i, p := range []string{c.cert, c.key} {
 		st, err := os.Stat(p)
 		if err != nil {
@@ -150,9 +168,9 @@ func (c *certReloader) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 			}
 			return nil, fmt.Errorf("webhook certificate: %w", err)
 		}
-		mt[i] = st.ModTime()
+		mt[i] = stampOf(st)
 	}
-	if c.cur != nil && mt == c.mtime {
+	if c.cur != nil && mt == c.stamp {
 		return c.cur, nil
 	}
 	pair, err := tls.LoadX509KeyPair(c.cert, c.key)
@@ -162,7 +180,7 @@ func (c *certReloader) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 		}
 		return nil, fmt.Errorf("webhook certificate: %w", err)
 	}
-	c.cur, c.mtime = &pair, mt
+	c.cur, c.stamp = &pair, mt
 	return c.cur, nil
 }
 

@@ -97,7 +97,6 @@ func TestServerOverTLSWithValuesFromConfigMap(t *testing.T) {
 		t.Fatal("unexpected serving certificate")
 	}
 	// Rotate the serving certificate on disk: new connections get it.
-	time.Sleep(10 * time.Millisecond) // distinct mtime
 	second := writeServing(t, dir, ca)
 	post()
 	if !served.Equal(second) {
