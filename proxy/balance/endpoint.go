@@ -24,13 +24,15 @@ type Endpoint struct {
 
 	pending atomic.Int64
 
-	mu      sync.Mutex
-	est     float64 // RTT estimate, ns
-	stamp   int64   // when est was last updated
-	sampled bool    // a request has ended here
-	// firstAnswer is when the first request ended here; requests sent before
-	// it may have waited for the connection (see Balancer.firstSample).
-	firstAnswer int64
+	mu    sync.Mutex
+	est   float64 // RTT estimate, ns
+	stamp int64   // when est was last updated
+
+	// sampled is set once a request has ended here, firstAnswer (stored
+	// first) is when; requests sent before it may have waited for the
+	// connection (see Balancer.firstSample). Atomics keep End to one lock.
+	sampled     atomic.Bool
+	firstAnswer atomic.Int64
 
 	failures atomic.Int32  // consecutive failures
 	state    atomic.Uint32 // stateReady, stateEjected, stateProbation
@@ -74,24 +76,26 @@ func (e *Endpoint) End(token int64, failed bool) {
 // before this endpoint had ever answered: it may have waited for the
 // connection to be set up.
 func (e *Endpoint) beganConnecting(token int64) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return !e.sampled || token < e.firstAnswer
+	return !e.sampled.Load() || token < e.firstAnswer.Load()
 }
 
 // sampledEstimate is the estimate and whether any request has ended here.
 func (e *Endpoint) sampledEstimate() (float64, bool) {
+	if !e.sampled.Load() {
+		return 0, false
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.est, e.sampled
+	return e.est, true
 }
 
 func (e *Endpoint) observe(rtt float64, now int64) {
 	e.mu.Lock()
 	e.est = peakEWMA(e.est, e.stamp, now, rtt, e.b.tau)
 	e.stamp = now
-	if !e.sampled {
-		e.sampled, e.firstAnswer = true, now
+	if !e.sampled.Load() {
+		e.firstAnswer.Store(now)
+		e.sampled.Store(true)
 	}
 	e.mu.Unlock()
 }
@@ -104,7 +108,7 @@ func (e *Endpoint) observe(rtt float64, now int64) {
 func (e *Endpoint) cost(now int64) float64 {
 	pending := e.pending.Load()
 	e.mu.Lock()
-	if !e.sampled && pending == 0 {
+	if !e.sampled.Load() && pending == 0 {
 		e.mu.Unlock()
 		return 0
 	}
