@@ -202,3 +202,25 @@ func TestInstallWaitsForJustAppliedCRDs(t *testing.T) {
 		t.Fatalf("discovery calls %d, output %d bytes", calls, out.Len())
 	}
 }
+
+func TestInstallCRDWaitFlag(t *testing.T) {
+	cs := cluster(false)
+	calls := 0
+	cs.Fake.PrependReactor("get", "resource", func(clienttesting.Action) (bool, apiruntime.Object, error) {
+		calls++
+		if calls == 3 { // the CRD would be served from the third call on
+			cs.Discovery().(*fakediscovery.FakeDiscovery).Resources = []*metav1.APIResourceList{{
+				GroupVersion: "weft.io/v1alpha1",
+				APIResources: []metav1.APIResource{{Name: "serviceprofiles", Namespaced: true, Kind: "ServiceProfile"}},
+			}}
+		}
+		return false, nil, nil
+	})
+	_, _, err := runIO(t, cs, "", "install", "--crd-wait", "0s")
+	if err == nil || !strings.Contains(err.Error(), "the weft CRDs are not installed") {
+		t.Fatalf("got %v", err)
+	}
+	if calls != 1 {
+		t.Fatalf("--crd-wait 0s asked discovery %d times, want once", calls)
+	}
+}

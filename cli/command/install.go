@@ -61,6 +61,7 @@ installed; --ignore-cluster renders without talking to the cluster.`,
 	f := cmd.Flags()
 	f.BoolVar(&fl.crds, "crds", false, "print only the CustomResourceDefinitions (apply them first)")
 	f.BoolVar(&fl.ignoreCluster, "ignore-cluster", false, "render without checking the cluster for CRDs or an existing install")
+	f.DurationVar(&g.cfg.CRDWait, "crd-wait", g.cfg.CRDWait, "how long to wait for just-applied CRDs to be served before refusing")
 	f.StringVar(&fl.anchorsFile, "identity-trust-anchors-file", "", "PEM bundle of trust anchors (with the issuer files; default: generate)")
 	f.StringVar(&fl.issuerCert, "identity-issuer-certificate-file", "", "PEM issuer certificate, then any intermediates, signed by a trust anchor")
 	f.StringVar(&fl.issuerKey, "identity-issuer-key-file", "", "PEM private key of the issuer certificate")

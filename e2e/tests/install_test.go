@@ -88,7 +88,7 @@ func TestInstallDryRun(t *testing.T) {
 
 	ns := newNamespace(t)
 	// The checks against the live cluster: refuse without CRDs, else render.
-	out, err := weftCLI(t, "install", "--weft-namespace", ns)
+	out, err := weftCLI(t, "install", "--weft-namespace", ns, "--crd-wait", "2s")
 	if crdsServed(t) {
 		if err != nil {
 			t.Fatalf("install with the CRDs present: %v", err)
@@ -131,7 +131,7 @@ func TestInstallRefusesExisting(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = weftCLI(t, "install", "--weft-namespace", ns)
+	_, err = weftCLI(t, "install", "--weft-namespace", ns, "--crd-wait", "2s")
 	want := "weft is already installed in namespace " + ns
 	if !crdsServed(t) {
 		want = "the weft CRDs are not installed"
