@@ -28,7 +28,9 @@ func AwaitReady(ctx context.Context, url string, every time.Duration) error {
 				return nil
 			}
 			last = fmt.Sprintf("%s: %s", resp.Status, body)
-		} else {
+		} else if ctx.Err() == nil || last == "" {
+			// A poll cut short by the deadline must not hide the proxy's
+			// last real answer, which is what the error is for.
 			last = err.Error()
 		}
 		select {
