@@ -83,7 +83,7 @@ func NewRoot(cfg Config) *cobra.Command {
 	pf.StringVar(&g.kube.Context, "context", "", "kubeconfig context to use (default: the current context)")
 	pf.StringVarP(&g.namespace, "namespace", "n", "", "namespace of the workloads a command acts on (default: the context's namespace)")
 	pf.StringVar(&g.values.ControlPlaneNamespace, "weft-namespace", g.values.ControlPlaneNamespace, "namespace of the weft control plane")
-	root.AddCommand(installCmd(g), uninstallCmd(g), versionCmd(g), injectCmd(g), uninjectCmd(g), vizCmd(g))
+	root.AddCommand(installCmd(g), uninstallCmd(g), versionCmd(g), injectCmd(g), uninjectCmd(g), vizCmd(g), checkCmd(g))
 	return root
 }
 

@@ -33,9 +33,15 @@ type APIServerProxy struct{ Client kubernetes.Interface }
 
 // Scrape implements Scraper.
 func (a APIServerProxy) Scrape(ctx context.Context, pod *corev1.Pod) (io.ReadCloser, error) {
-	rc, err := a.Client.CoreV1().Pods(pod.Namespace).ProxyGet("http", pod.Name, strconv.Itoa(AdminPort), "/metrics", nil).Stream(ctx)
+	return a.Get(ctx, pod, AdminPort, "/metrics")
+}
+
+// Get fetches path from port of pod over plain HTTP through the pod proxy
+// (weft check reaches control-plane admin ports this way too).
+func (a APIServerProxy) Get(ctx context.Context, pod *corev1.Pod, port int, path string) (io.ReadCloser, error) {
+	rc, err := a.Client.CoreV1().Pods(pod.Namespace).ProxyGet("http", pod.Name, strconv.Itoa(port), path, nil).Stream(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("scrape %s/%s: %w", pod.Namespace, pod.Name, err)
+		return nil, fmt.Errorf("get %s:%d%s of %s/%s: %w", "http", port, path, pod.Namespace, pod.Name, err)
 	}
 	return rc, nil
 }
