@@ -145,7 +145,7 @@ func componentReady(c component) func(context.Context, *Env) Finding {
 			if len(notReady) > 0 {
 				seen += "; " + strings.Join(notReady, ", ")
 			}
-			return pending(seen)
+			return pending(seen, fmt.Sprintf("kubectl -n %s describe deployment %s; kubectl -n %s get pods -l %s=%s", e.ControlPlaneNS, c.name, e.ControlPlaneNS, manifests.LabelComponent, c.short))
 		}
 		return ok("")
 	}

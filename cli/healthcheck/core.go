@@ -105,7 +105,9 @@ func warn(msg, hint string) Finding { return Finding{Result: Warning, Message: m
 
 func fail(msg, hint string) Finding { return Finding{Result: Failure, Message: msg, Hint: hint} }
 
-func pending(msg string) Finding { return Finding{Result: Failure, Message: msg, Pending: true} }
+func pending(msg, hint string) Finding {
+	return Finding{Result: Failure, Message: msg, Hint: hint, Pending: true}
+}
 
 // errFinding turns an API error into a failure.
 func errFinding(err error, hint string) Finding { return fail(err.Error(), hint) }

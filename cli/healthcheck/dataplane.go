@@ -89,7 +89,8 @@ func proxyReady(ctx context.Context, e *Env) Finding {
 	}
 	if len(waiting) > 0 {
 		sort.Strings(waiting)
-		return pending(fmt.Sprintf("%d proxies not ready: %s", len(waiting), strings.Join(first(waiting, 3), ", ")))
+		return pending(fmt.Sprintf("%d proxies not ready: %s", len(waiting), strings.Join(first(waiting, 3), ", ")),
+			"kubectl describe pod <pod>; kubectl logs <pod> -c "+annotations.ProxyContainer)
 	}
 	return ok("")
 }

@@ -30,7 +30,9 @@ func init() {
 	)
 }
 
-func webhookName(e *Env) string { return manifests.ClusterName(e.ControlPlaneNS, manifests.InjectorName) }
+func webhookName(e *Env) string {
+	return manifests.ClusterName(e.ControlPlaneNS, manifests.InjectorName)
+}
 
 func reinstallHint(e *Env) string {
 	return "re-apply the install: `weft install --weft-namespace " + e.ControlPlaneNS + " | kubectl apply -f -`"
