@@ -10,6 +10,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/version"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/weftmesh/weft/manifests"
@@ -69,6 +70,21 @@ func (e *Env) Refresh() {
 	e.mu.Lock()
 	e.cache = nil
 	e.mu.Unlock()
+}
+
+// ServerVersion asks the API server's version once.
+func (e *Env) ServerVersion() (*version.Info, error) {
+	v, err := e.memo("version", func() (any, error) {
+		v, err := e.Client.Discovery().ServerVersion()
+		if err != nil {
+			return nil, fmt.Errorf("get the server version: %w", err)
+		}
+		return v, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*version.Info), nil
 }
 
 // Namespaces lists every namespace once.

@@ -37,7 +37,7 @@ func init() {
 const kubeconfigHint = "check --kubeconfig and --context; `kubectl cluster-info` must work"
 
 func apiReachable(ctx context.Context, e *Env) Finding {
-	if _, err := e.Client.Discovery().ServerVersion(); err != nil {
+	if _, err := e.ServerVersion(); err != nil {
 		return fail(fmt.Sprintf("cannot reach the API server: %v", err), kubeconfigHint)
 	}
 	return ok("")
@@ -54,9 +54,9 @@ func apiCredentials(ctx context.Context, e *Env) Finding {
 }
 
 func k8sVersion(ctx context.Context, e *Env) Finding {
-	v, err := e.Client.Discovery().ServerVersion()
+	v, err := e.ServerVersion()
 	if err != nil {
-		return errFinding(fmt.Errorf("get server version: %w", err), kubeconfigHint)
+		return errFinding(err, kubeconfigHint)
 	}
 	major, _ := strconv.Atoi(v.Major)
 	minor, err := strconv.Atoi(strings.TrimRight(v.Minor, "+"))
