@@ -20,6 +20,11 @@ const (
 	AdminPort    = 4191
 	TapPort      = 4190
 
+	// VizNamespace and VizServiceAccount name the viz tap component, the
+	// only identity a proxy's tap server accepts (WEFT_PROXY_TAP_AUTHORIZED_IDS).
+	VizNamespace      = "weft-viz"
+	VizServiceAccount = "weft-viz"
+
 	identityDir   = "/var/run/weft/identity"
 	tokenDir      = "/var/run/secrets/weft.io/identity"
 	tokenAudience = "identity.weft.io"

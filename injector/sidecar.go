@@ -106,6 +106,8 @@ func proxyEnv(v Values, s podSettings) []corev1.EnvVar {
 		{Name: "WEFT_PROXY_INBOUND_LISTEN_ADDR", Value: "0.0.0.0:" + strconv.Itoa(InboundPort)},
 		{Name: "WEFT_PROXY_OUTBOUND_LISTEN_ADDR", Value: "127.0.0.1:" + strconv.Itoa(OutboundPort)},
 		{Name: "WEFT_PROXY_ADMIN_LISTEN_ADDR", Value: "0.0.0.0:" + strconv.Itoa(AdminPort)},
+		{Name: "WEFT_PROXY_TAP_LISTEN_ADDR", Value: "0.0.0.0:" + strconv.Itoa(TapPort)},
+		{Name: "WEFT_PROXY_TAP_AUTHORIZED_IDS", Value: "spiffe://" + v.TrustDomain + "/ns/" + VizNamespace + "/sa/" + VizServiceAccount},
 		{Name: "WEFT_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION", Value: joinPorts(s.opaque)},
 		{Name: "WEFT_PROXY_OUTBOUND_PORTS_DISABLE_PROTOCOL_DETECTION", Value: joinPorts(v.OpaquePorts)},
 		{Name: "WEFT_PROXY_SHUTDOWN_GRACE_PERIOD", Value: s.grace.String()},

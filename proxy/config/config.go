@@ -101,6 +101,16 @@ type Config struct {
 	// means the destination client's default (svc.cluster.local); empty
 	// (".") means every target is looked up by original destination.
 	DestinationSuffixes []string
+
+	// TapAddr serves the tap gRPC API (proxy/tap) over mTLS
+	// (WEFT_PROXY_TAP_LISTEN_ADDR); it needs Identity.
+	TapAddr string
+	// TapAuthorizedIDs are the SPIFFE IDs allowed to tap
+	// (WEFT_PROXY_TAP_AUTHORIZED_IDS, comma-separated); empty disables tap.
+	TapAuthorizedIDs []string
+	// TapRedactHeaders are header names whose values are redacted in tap
+	// events besides the built-in list (WEFT_PROXY_TAP_REDACT_HEADERS).
+	TapRedactHeaders []string
 }
 
 // Default returns the configuration used when no variable is set.
@@ -120,6 +130,7 @@ func Default() Config {
 		ShutdownGracePeriod: 30 * time.Second,
 		ShutdownQuiet:       time.Second,
 		LogLevel:            "info",
+		TapAddr:             "0.0.0.0:4190",
 	}
 }
 
@@ -150,6 +161,9 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	p.ip("POD_IP", &c.PodIP)
 	p.boolean("INBOUND_CONNECT_LOOPBACK", &c.InboundConnectLoopback)
 	p.str("LOG_LEVEL", &c.LogLevel)
+	p.addr("TAP_LISTEN_ADDR", &c.TapAddr)
+	p.list("TAP_AUTHORIZED_IDS", &c.TapAuthorizedIDs)
+	p.list("TAP_REDACT_HEADERS", &c.TapRedactHeaders)
 	if p.err != nil {
 		return Config{}, p.err
 	}
@@ -211,6 +225,21 @@ func (p *parser) str(name string, dst *string) {
 	if v, ok := p.get(name); ok {
 		*dst = v
 	}
+}
+
+// list reads a comma-separated list, dropping empty items.
+func (p *parser) list(name string, dst *[]string) {
+	v, ok := p.get(name)
+	if !ok {
+		return
+	}
+	var out []string
+	for _, item := range strings.Split(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	*dst = out
 }
 
 func (p *parser) addr(name string, dst *string) {

@@ -1,0 +1,196 @@
+package tap
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	corev1 "k8s.io/api/core/v1"
+
+	tapv1 "github.com/weftmesh/weft/api/tap/v1"
+)
+
+// ProxyTapPort is where every proxy serves tap.
+const ProxyTapPort = 4190
+
+// Event is one proxy event with the pod it came from: what the API streams,
+// one JSON object per line.
+type Event struct {
+	Namespace string       `json:"namespace"`
+	Pod       string       `json:"pod"`
+	Event     *tapv1.Event `json:"-"`
+}
+
+// Source opens a pod's event stream.
+type Source interface {
+	Observe(ctx context.Context, pod *corev1.Pod, req *tapv1.ObserveRequest) (func() (*tapv1.Event, error), error)
+}
+
+// MTLSSource dials each pod's proxy tap port over mTLS with SVIDs, and
+// expects the pod's own identity (its ServiceAccount) from the proxy.
+type MTLSSource struct {
+	SVIDs       x509svid.Source
+	Bundle      x509bundle.Source
+	TrustDomain string
+}
+
+// Observe implements Source.
+func (s *MTLSSource) Observe(ctx context.Context, pod *corev1.Pod, req *tapv1.ObserveRequest) (func() (*tapv1.Event, error), error) {
+	sa := pod.Spec.ServiceAccountName
+	if sa == "" {
+		sa = "default"
+	}
+	want, err := spiffeid.FromString("spiffe://" + s.TrustDomain + "/ns/" + pod.Namespace + "/sa/" + sa)
+	if err != nil {
+		return nil, fmt.Errorf("identity of pod %s/%s: %w", pod.Namespace, pod.Name, err)
+	}
+	tc := tlsconfig.MTLSClientConfig(s.SVIDs, s.Bundle, tlsconfig.AuthorizeID(want))
+	addr := net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(ProxyTapPort))
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
+	if err != nil {
+		return nil, fmt.Errorf("tap %s/%s at %s: %w", pod.Namespace, pod.Name, addr, err)
+	}
+	st, err := tapv1.NewTapClient(cc).Observe(ctx, req)
+	if err != nil {
+		_ = cc.Close()
+		return nil, fmt.Errorf("tap %s/%s at %s: %w", pod.Namespace, pod.Name, addr, err)
+	}
+	return func() (*tapv1.Event, error) {
+		ev, err := st.Recv()
+		if err != nil {
+			_ = cc.Close()
+		}
+		return ev, err
+	}, nil
+}
+
+// Merger taps a changing set of pods and merges their streams.
+type Merger struct {
+	Source Source
+	// Pods lists the pods to tap now; polled every Follow.
+	Pods func(ctx context.Context) ([]corev1.Pod, error)
+	// Follow is the pod poll interval; 0 means 2s.
+	Follow time.Duration
+	// OnError reports a pod whose stream failed (it is retried on the next
+	// poll); nil ignores.
+	OnError func(pod string, err error)
+}
+
+// Run taps until ctx ends or limit requests were seen (0: no limit), calling
+// emit for each event from one goroutine. Events of requests beyond the
+// limit are dropped; the responses of admitted requests are still emitted
+// until ctx ends or every admitted request ended.
+func (m *Merger) Run(ctx context.Context, req *tapv1.ObserveRequest, limit int, emit func(Event) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	follow := m.Follow
+	if follow <= 0 {
+		follow = 2 * time.Second
+	}
+	events := make(chan Event, 64)
+	var (
+		mu      sync.Mutex
+		running = map[string]bool{}
+		wg      sync.WaitGroup
+	)
+	defer wg.Wait()
+	start := func(p corev1.Pod) {
+		key := p.Namespace + "/" + p.Name + "/" + p.Status.PodIP
+		mu.Lock()
+		if running[key] {
+			mu.Unlock()
+			return
+		}
+		running[key] = true
+		mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { mu.Lock(); delete(running, key); mu.Unlock() }()
+			recv, err := m.Source.Observe(ctx, &p, req)
+			for err == nil {
+				var ev *tapv1.Event
+				if ev, err = recv(); err == nil {
+					select {
+					case events <- Event{Namespace: p.Namespace, Pod: p.Name, Event: ev}:
+					case <-ctx.Done():
+						return
+					}
+				}
+			}
+			if ctx.Err() == nil && m.OnError != nil {
+				m.OnError(p.Namespace+"/"+p.Name, err)
+			}
+		}()
+	}
+	poll := func() error {
+		pods, err := m.Pods(ctx)
+		for _, p := range pods {
+			start(p)
+		}
+		return err
+	}
+	if err := poll(); err != nil {
+		return err
+	}
+	tick := time.NewTicker(follow)
+	defer tick.Stop()
+	lim := limiter{limit: limit, open: map[string]bool{}}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			_ = poll() // a failed poll keeps the current streams
+		case ev := <-events:
+			keep, done := lim.admit(ev)
+			if keep {
+				if err := emit(ev); err != nil {
+					return err
+				}
+			}
+			if done {
+				return nil
+			}
+		}
+	}
+}
+
+// limiter enforces a request limit across merged streams: it keeps the
+// first limit requests and their responses and ends.
+type limiter struct {
+	limit, seen int
+	open        map[string]bool // exchanges admitted and not ended
+}
+
+func (l *limiter) admit(ev Event) (keep, done bool) {
+	key := ev.Namespace + "/" + ev.Pod + "/" + strconv.FormatUint(ev.Event.GetId(), 10)
+	switch ev.Event.GetKind().(type) {
+	case *tapv1.Event_Request:
+		if l.limit > 0 && l.seen >= l.limit {
+			return false, false
+		}
+		l.seen++
+		l.open[key] = true
+		return true, false
+	case *tapv1.Event_Lost:
+		return true, false
+	case *tapv1.Event_End:
+		if !l.open[key] {
+			return false, false
+		}
+		delete(l.open, key)
+		return true, l.limit > 0 && l.seen >= l.limit && len(l.open) == 0
+	default:
+		return l.open[key], false
+	}
+}
