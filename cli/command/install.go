@@ -19,6 +19,7 @@ import (
 // installFlags are the install flags that are not Values fields.
 type installFlags struct {
 	crds          bool
+	gatewayAPI    bool
 	ignoreCluster bool
 	anchorsFile   string
 	issuerCert    string
@@ -43,7 +44,7 @@ installed; --ignore-cluster renders without talking to the cluster.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if fl.crds {
-				out, err := manifests.CRDs()
+				out, err := renderCRDs(cmd, g, &fl)
 				if err != nil {
 					return err
 				}
@@ -60,6 +61,7 @@ installed; --ignore-cluster renders without talking to the cluster.`,
 	}
 	f := cmd.Flags()
 	f.BoolVar(&fl.crds, "crds", false, "print only the CustomResourceDefinitions (apply them first)")
+	f.BoolVar(&fl.gatewayAPI, "gateway-api", false, "with --crds: also the HTTPFault CRD and the Gateway API "+manifests.GatewayAPIVersion+" HTTPRoute/GRPCRoute CRDs not already installed at that or a newer release")
 	f.BoolVar(&fl.ignoreCluster, "ignore-cluster", false, "render without checking the cluster for CRDs or an existing install")
 	f.DurationVar(&g.cfg.CRDWait, "crd-wait", g.cfg.CRDWait, "how long to wait for just-applied CRDs to be served before refusing")
 	f.StringVar(&fl.anchorsFile, "identity-trust-anchors-file", "", "PEM bundle of trust anchors (with the issuer files; default: generate)")
