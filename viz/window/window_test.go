@@ -13,7 +13,7 @@ import (
 // bucket), outbound to the dst deployment, one route, and TCP.
 type traffic struct {
 	ok, bad, out, routeOK, routeBad, routeActual, opened, open, read int
-	dst                                                               string
+	dst                                                              string
 }
 
 func proxyText(t traffic) string {
