@@ -91,7 +91,6 @@ type Merger struct {
 // until ctx ends or every admitted request ended.
 func (m *Merger) Run(ctx context.Context, req *tapv1.ObserveRequest, limit int, emit func(Event) error) error {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	follow := m.Follow
 	if follow <= 0 {
 		follow = 2 * time.Second
@@ -102,7 +101,8 @@ func (m *Merger) Run(ctx context.Context, req *tapv1.ObserveRequest, limit int, 
 		running = map[string]bool{}
 		wg      sync.WaitGroup
 	)
-	defer wg.Wait()
+	// Cancel the streams first, then wait for their goroutines.
+	defer func() { cancel(); wg.Wait() }()
 	start := func(p corev1.Pod) {
 		key := p.Namespace + "/" + p.Name + "/" + p.Status.PodIP
 		mu.Lock()
