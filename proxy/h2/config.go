@@ -1,35 +1,21 @@
 package h2
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/netip"
 	"time"
 
 	"github.com/weftmesh/weft/proxy/record"
 	"github.com/weftmesh/weft/proxy/target"
 )
 
-// Router picks the endpoint for one request. It is implemented by the core's
-// discovery adapter and called once per request.
-type Router interface {
-	// Route picks the endpoint for one request; errors are *proxyerr.Error
-	// (NoEndpoints, ...).
-	Route(ctx context.Context, authority string, orig netip.AddrPort) (target.Endpoint, error)
-}
-
-// Observer receives one record per request/response exchange. It must not
-// retain the record after ObserveHTTP returns.
-type Observer interface{ ObserveHTTP(*record.HTTP) }
-
-// Dialer opens the connection to an endpoint. It is implemented by the core;
-// mTLS plugs in here later.
-type Dialer interface {
-	Dial(ctx context.Context, ep target.Endpoint) (net.Conn, error)
-}
+// The seams, declared once in package target.
+type (
+	Router   = target.Router
+	Observer = target.Observer
+	Dialer   = target.Dialer
+)
 
 // Defaults of the Config limits.
 const (
