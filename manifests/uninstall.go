@@ -14,7 +14,11 @@ func CRDs() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append([]byte("---\n"), crd...), nil
+	policy, err := PolicyCRDs()
+	if err != nil {
+		return nil, err
+	}
+	return append(append([]byte("---\n"), crd...), policy...), nil
 }
 
 // Uninstall lists, as YAML stubs for `kubectl delete -f -`, what removes an
@@ -39,6 +43,9 @@ func Uninstall(v Values, crds bool) ([]byte, error) {
 	stub("v1", "Namespace", ns)
 	if crds {
 		stub("apiextensions.k8s.io/v1", "CustomResourceDefinition", sp.Resource+"."+sp.Group)
+		for _, name := range PolicyCRDNames() {
+			stub("apiextensions.k8s.io/v1", "CustomResourceDefinition", name)
+		}
 	}
 	return buf.Bytes(), nil
 }
