@@ -2,6 +2,8 @@ package routes
 
 import (
 	"context"
+	"encoding/json"
+	"net"
 	"testing"
 	"time"
 
@@ -12,6 +14,13 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	dynfake "k8s.io/client-go/dynamic/fake"
 	kfake "k8s.io/client-go/kubernetes/fake"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/test/bufconn"
+
+	routesv1 "github.com/weftmesh/weft/api/routes/v1"
+	"github.com/weftmesh/weft/proxy/httproute"
 )
 
 func svc(ns, name string) *corev1.Service {
@@ -164,4 +173,60 @@ func TestUpdatesStream(t *testing.T) {
 		}
 	}
 	t.Fatal("edit and consumer route never served")
+}
+
+func TestServerStreamsEdits(t *testing.T) {
+	r := httpRoute("demo", "split", serviceParent("web"), map[string]any{"backendRefs": []any{bref("web", 90), bref("web-v2", 10)}})
+	h := start(t, r)
+	h.waitStatus(t, "split")
+	lis := bufconn.Listen(1 << 20)
+	gs := grpc.NewServer()
+	NewServer(h.c).Register(gs)
+	go func() { _ = gs.Serve(lis) }()
+	defer gs.Stop()
+	conn, err := grpc.NewClient("passthrough:///bufnet", grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := routesv1.NewRoutesClient(conn).Watch(ctx, &routesv1.WatchRequest{Namespace: "demo", Name: "web", Port: 80, ClientNamespace: "demo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	weights := func() []int {
+		m, err := st.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rs []httproute.RouteSpec
+		if err := json.Unmarshal(m.RoutesJson, &rs); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := httproute.Compile(rs, httproute.Options{}); err != nil {
+			t.Fatalf("streamed routes do not compile: %v", err)
+		}
+		var w []int
+		for _, r := range rs {
+			for _, b := range r.Rules[0].Backends {
+				w = append(w, b.Weight)
+			}
+		}
+		return w
+	}
+	if w := weights(); len(w) != 2 || w[1] != 10 {
+		t.Fatalf("first table weights %v, want [90 10]", w)
+	}
+	u, err := h.dyn.Resource(HTTPRouteGVR).Namespace("demo").Get(ctx, "split", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = unstructured.SetNestedSlice(u.Object, []any{map[string]any{"backendRefs": []any{bref("web", 50), bref("web-v2", 50)}}}, "spec", "rules")
+	if _, err := h.dyn.Resource(HTTPRouteGVR).Namespace("demo").Update(ctx, u, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if w := weights(); len(w) != 2 || w[1] != 50 {
+		t.Fatalf("after the edit weights %v, want [50 50]", w)
+	}
 }
