@@ -31,9 +31,9 @@ type Proxy struct {
 	drained chan struct{} // closed when draining and conns is empty; nil before Shutdown
 	closed  bool          // Shutdown returned: new connections are refused
 
-	addrs    addrCache
-	stats    counters
-	pipe     pipeline.Pipeline
+	addrs addrCache
+	stats counters
+	pipe  pipeline.Pipeline
 }
 
 // Stats are cumulative counters of a Proxy.

@@ -33,13 +33,13 @@ type watch struct {
 	gen  uint32
 
 	mu       sync.Mutex
-	active   bool     // a request is in flight
-	closed   bool     // the peer closed (FIN or RST seen)
-	canceled bool     // closed while active
-	up       *upConn  // the upstream connection of the current request; nil before it is known
-	held     bool     // this request's goroutine holds its pool's bind lock (owner goroutine only)
+	active   bool          // a request is in flight
+	closed   bool          // the peer closed (FIN or RST seen)
+	canceled bool          // closed while active
+	up       *upConn       // the upstream connection of the current request; nil before it is known
+	held     bool          // this request's goroutine holds its pool's bind lock (owner goroutine only)
 	ch       chan struct{} // closed when the client leaves during the request; made on demand by done
-	proxy    *watcher // nil when not registered
+	proxy    *watcher      // nil when not registered
 }
 
 // begin marks a request in flight; it reports false when the client is

@@ -18,4 +18,6 @@ func ErrorBody(k proxyerr.Kind) string { return errorBodies[k] }
 
 // GRPCMessage is the grpc-message of the proxy's error answer of kind k to
 // a gRPC request (before percent-encoding; it is printable ASCII).
-func GRPCMessage(k proxyerr.Kind) string { return "weft-proxy: " + errorBodies[k][:len(errorBodies[k])-1] }
+func GRPCMessage(k proxyerr.Kind) string {
+	return "weft-proxy: " + errorBodies[k][:len(errorBodies[k])-1]
+}
