@@ -6,11 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -23,6 +22,7 @@ import (
 	destinationv1 "github.com/weftmesh/weft/api/destination/v1"
 	"github.com/weftmesh/weft/destination/profiles"
 	"github.com/weftmesh/weft/destination/watcher"
+	"github.com/weftmesh/weft/internal/ctlserver"
 )
 
 // Config configures the destination service.
@@ -38,6 +38,9 @@ type Config struct {
 	ClusterDomain string
 	// TrustDomain of meshed pods' identities; "" means cluster.local.
 	TrustDomain string
+	// SelfTestAuthority is the Service the admin /selftest resolves with a
+	// real Get and GetProfile; "" means kubernetes.default.svc.<domain>:443.
+	SelfTestAuthority string
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -75,6 +78,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.SelfTestAuthority == "" {
+		cfg.SelfTestAuthority = "kubernetes.default.svc." + cfg.ClusterDomain + ":443"
+	}
 	td, err := spiffeid.TrustDomainFromString(cfg.TrustDomain)
 	if err != nil {
 		return nil, fmt.Errorf("trust domain %q: %w", cfg.TrustDomain, err)
@@ -89,63 +95,79 @@ func New(cfg Config) (*Server, error) {
 
 // Run listens on the configured addresses and serves until ctx is done.
 func (s *Server) Run(ctx context.Context) error {
-	lis, err := net.Listen("tcp", s.cfg.ListenAddr)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", s.cfg.ListenAddr, err)
-	}
-	admin, err := net.Listen("tcp", s.cfg.AdminAddr)
-	if err != nil {
-		lis.Close()
-		return fmt.Errorf("listen %s: %w", s.cfg.AdminAddr, err)
-	}
-	return s.Serve(ctx, lis, admin)
+	return ctlserver.Run(ctx, s.serverConfig(), s.api(), s.watch)
 }
 
 // Serve starts the watchers and serves on the given listeners until ctx is
-// done. The admin /ready endpoint answers 200 once the watchers have synced.
+// done. gRPC is answered once the watchers have synced, when the admin
+// /ready endpoint turns 200.
 func (s *Server) Serve(ctx context.Context, lis, admin net.Listener) error {
-	hs := &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
-	go hs.Serve(admin)
-	defer hs.Close()
+	return ctlserver.Serve(ctx, s.serverConfig(), s.api(), lis, admin, s.watch)
+}
+
+func (s *Server) serverConfig() ctlserver.Config {
+	return ctlserver.Config{
+		Name: "destination", Addr: s.cfg.ListenAddr, AdminAddr: s.cfg.AdminAddr,
+		Gatherer: s.reg, Logger: s.log,
+		// Drain 0: streams are long-lived; end them and proxies reconnect
+		// to another replica.
+		Ready: func() error {
+			select {
+			case <-s.ready:
+				return nil
+			default:
+				return errors.New("informers syncing")
+			}
+		},
+		SelfTests: s.selfTests(),
+	}
+}
+
+// watch runs the Kubernetes watchers until ctx is done.
+func (s *Server) watch(ctx context.Context) error {
 	if err := s.eps.Start(ctx); err != nil {
-		lis.Close()
 		return fmt.Errorf("watch endpoints: %w", err)
 	}
 	defer s.eps.Shutdown()
 	if err := s.profiles.Start(ctx); err != nil {
-		lis.Close()
 		return fmt.Errorf("watch profiles: %w", err)
 	}
 	close(s.ready)
+	<-ctx.Done()
+	return nil
+}
+
+func (s *Server) api() ctlserver.API {
 	gs := grpc.NewServer(
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
 	destinationv1.RegisterDestinationServer(gs, s)
-	go func() {
-		<-ctx.Done()
-		gs.Stop() // streams are long-lived: end them; proxies reconnect elsewhere
-	}()
-	s.log.Info("destination serving", "addr", lis.Addr().String(), "admin", admin.Addr().String())
-	if err := gs.Serve(lis); err != nil && ctx.Err() == nil {
-		return fmt.Errorf("serve grpc: %w", err)
-	}
-	return nil
+	return &syncedAPI{API: ctlserver.GRPC(gs), ready: s.ready, stopped: make(chan struct{})}
 }
 
-func (s *Server) adminHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/live", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "live") })
-	mux.HandleFunc("/ready", func(w http.ResponseWriter, _ *http.Request) {
-		select {
-		case <-s.ready:
-			fmt.Fprintln(w, "ready")
-		default:
-			http.Error(w, "not ready: informers syncing", http.StatusServiceUnavailable)
-		}
-	})
-	return mux
+// syncedAPI accepts only once the watchers have synced, so no proxy is
+// told a Service has no endpoints because the cache was still empty.
+type syncedAPI struct {
+	ctlserver.API
+	ready   <-chan struct{}
+	once    sync.Once
+	stopped chan struct{}
+}
+
+func (a *syncedAPI) Serve(lis net.Listener) error {
+	select {
+	case <-a.ready:
+		return a.API.Serve(lis)
+	case <-a.stopped:
+		lis.Close()
+		return ctlserver.ErrStopped
+	}
+}
+
+func (a *syncedAPI) Stop(ctx context.Context) {
+	a.once.Do(func() { close(a.stopped) })
+	a.API.Stop(ctx)
 }
 
 // Get streams endpoint updates for a Service authority or an IP address.

@@ -31,6 +31,7 @@ type fixture struct {
 	client destinationv1.DestinationClient
 	kube   *fake.Clientset
 	dyn    *dynamicfake.FakeDynamicClient
+	admin  string
 }
 
 func startServer(t *testing.T) fixture {
@@ -49,7 +50,7 @@ func startServer(t *testing.T) fixture {
 		endpointSlice("198.18.0.5"),
 	)
 	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{sp.GroupVersionResource: "ServiceProfileList"})
-	srv, err := New(Config{Client: kube, Dynamic: dyn, TrustDomain: "example.org"})
+	srv, err := New(Config{Client: kube, Dynamic: dyn, TrustDomain: "example.org", SelfTestAuthority: "books.demo.svc.cluster.local:80"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +76,7 @@ func startServer(t *testing.T) fixture {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	return fixture{destinationv1.NewDestinationClient(conn), kube, dyn}
+	return fixture{destinationv1.NewDestinationClient(conn), kube, dyn, admin.Addr().String()}
 }
 
 func endpointSlice(ips ...string) *discoveryv1.EndpointSlice {

@@ -7,22 +7,22 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/url"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
 	identityv1 "github.com/weftmesh/weft/api/identity/v1"
+	"github.com/weftmesh/weft/internal/ctlserver"
 )
 
 // Source feeds issuer credentials into the service until ctx is done.
@@ -101,66 +101,57 @@ func (s *Server) Service() *Service { return s.svc }
 
 // Run serves until ctx is done.
 func (s *Server) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	lis, err := net.Listen("tcp", s.cfg.ListenAddr)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", s.cfg.ListenAddr, err)
-	}
-	admin, err := net.Listen("tcp", s.cfg.AdminAddr)
-	if err != nil {
-		lis.Close()
-		return fmt.Errorf("listen %s: %w", s.cfg.AdminAddr, err)
-	}
-	return s.Serve(ctx, lis, admin)
+	return ctlserver.Run(ctx, s.serverConfig(), s.api(), s.source)
 }
 
 // Serve serves on the given listeners until ctx is done (Run listens first).
 func (s *Server) Serve(ctx context.Context, lis, admin net.Listener) error {
-	srcErr := make(chan error, 1)
-	go func() { srcErr <- s.cfg.Source.Run(ctx, s.svc) }()
+	return ctlserver.Serve(ctx, s.serverConfig(), s.api(), lis, admin, s.source)
+}
+
+// drain is how long Certify calls in flight may finish on shutdown.
+const drain = 10 * time.Second
+
+func (s *Server) serverConfig() ctlserver.Config {
+	return ctlserver.Config{
+		Name: "identity", Addr: s.cfg.ListenAddr, AdminAddr: s.cfg.AdminAddr,
+		Gatherer: s.reg, Drain: drain, Logger: s.log,
+		Ready: func() error {
+			_, err := s.svc.Credentials()
+			return err
+		},
+		SelfTests: []ctlserver.SelfTest{{Name: SelfTestIssuer, Run: s.selfTestIssuer}},
+	}
+}
+
+func (s *Server) api() ctlserver.API {
 	gs := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{
 		MinVersion:     tls.VersionTLS13,
 		GetCertificate: s.getCertificate,
 	})))
 	identityv1.RegisterIdentityServer(gs, s.svc)
-	hs := &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
-	go hs.Serve(admin)
-	go gs.Serve(lis)
-	s.log.Info("identity serving", "addr", lis.Addr().String(), "admin", admin.Addr().String(), "self", s.selfID.String())
-	var err error
-	select {
-	case <-ctx.Done():
-	case err = <-srcErr:
-		if err != nil {
-			err = fmt.Errorf("credentials source: %w", err)
-		}
-	}
-	stopped := make(chan struct{})
-	go func() { gs.GracefulStop(); close(stopped) }()
-	select {
-	case <-stopped:
-	case <-time.After(10 * time.Second):
-		gs.Stop()
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = hs.Shutdown(shutdownCtx)
-	return err
+	return ctlserver.GRPC(gs)
 }
 
-func (s *Server) adminHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/live", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "live") })
-	mux.HandleFunc("/ready", func(w http.ResponseWriter, _ *http.Request) {
-		if _, err := s.svc.Credentials(); err != nil {
-			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ready")
-	})
-	return mux
+// source feeds the issuer credentials; its failure ends the server.
+func (s *Server) source(ctx context.Context) error {
+	if err := s.cfg.Source.Run(ctx, s.svc); err != nil {
+		return fmt.Errorf("credentials source: %w", err)
+	}
+	return nil
+}
+
+// SelfTestIssuer is the self-test whose detail is the PEM of the issuer
+// certificate the service has loaded (`weft check` compares it with the
+// issuer Secret).
+const SelfTestIssuer = "issuer-loaded"
+
+func (s *Server) selfTestIssuer(context.Context, string) (string, error) {
+	creds, err := s.svc.Credentials()
+	if err != nil {
+		return "", err
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: creds.Issuer.Cert.Raw})), nil
 }
 
 func (s *Server) invalidateServing() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/elliptic"
 	"crypto/x509"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	identityv1 "github.com/weftmesh/weft/api/identity/v1"
+	"github.com/weftmesh/weft/internal/ctlserver"
 	"github.com/weftmesh/weft/internal/pki"
 )
 
@@ -137,6 +139,18 @@ func TestServerCertifiesOverVerifiedTLSAndReloads(t *testing.T) {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %q", want)
 		}
+	}
+	// The admin self-test reports the issuer loaded: the rotated one.
+	var rep ctlserver.Report
+	if err := json.Unmarshal([]byte(httpGet(t, "http://"+adminAddr+"/selftest")), &rep); err != nil {
+		t.Fatal(err)
+	}
+	res, ok := rep.Find(SelfTestIssuer)
+	if !ok || !res.OK {
+		t.Fatalf("self-test %s missing or failed: %+v", SelfTestIssuer, rep)
+	}
+	if got, err := pki.ParseCerts([]byte(res.Detail)); err != nil || !got[0].Equal(next.Cert) {
+		t.Fatalf("self-test issuer = %v (%v), want the rotated issuer", got, err)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,9 +16,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/weftmesh/weft/internal/ctlserver"
 )
 
 // ValuesKey is the key of the weft-config ConfigMap holding Values as JSON.
@@ -83,20 +85,26 @@ func New(cfg Config) (*Server, error) {
 
 // Run listens and serves until ctx is done.
 func (s *Server) Run(ctx context.Context) error {
-	lis, err := net.Listen("tcp", s.cfg.ListenAddr)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", s.cfg.ListenAddr, err)
-	}
-	admin, err := net.Listen("tcp", s.cfg.AdminAddr)
-	if err != nil {
-		lis.Close()
-		return fmt.Errorf("listen %s: %w", s.cfg.AdminAddr, err)
-	}
-	return s.Serve(ctx, lis, admin)
+	return ctlserver.Run(ctx, s.serverConfig(), s.api())
 }
 
 // Serve serves on the given listeners until ctx is done.
 func (s *Server) Serve(ctx context.Context, lis, admin net.Listener) error {
+	return ctlserver.Serve(ctx, s.serverConfig(), s.api(), lis, admin)
+}
+
+// drain is how long admission reviews in flight may finish on shutdown.
+const drain = 10 * time.Second
+
+func (s *Server) serverConfig() ctlserver.Config {
+	return ctlserver.Config{
+		Name: "injector", Addr: s.cfg.ListenAddr, AdminAddr: s.cfg.AdminAddr,
+		Gatherer: s.reg, Drain: drain, Logger: s.log,
+		SelfTests: []ctlserver.SelfTest{{Name: SelfTestServedCertificate, Run: servedCertificate}},
+	}
+}
+
+func (s *Server) api() ctlserver.API {
 	wh := &Webhook{
 		Namespaces: &kubeNamespaces{client: s.cfg.Client},
 		Values:     &configMapValues{client: s.cfg.Client, ns: s.cfg.Namespace, name: s.cfg.ConfigMap, ttl: 5 * time.Second},
@@ -105,30 +113,30 @@ func (s *Server) Serve(ctx context.Context, lis, admin net.Listener) error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/inject", wh)
-	hs := &http.Server{
+	return ctlserver.HTTPS(&http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
 		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: s.certs.get},
+	})
+}
+
+// SelfTestServedCertificate is the self-test whose detail is the PEM chain
+// the webhook really serves (`weft check` verifies it with the caBundle the
+// API server uses).
+const SelfTestServedCertificate = "served-certificate"
+
+func servedCertificate(ctx context.Context, addr string) (string, error) {
+	d := tls.Dialer{Config: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // the checker verifies what is returned
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("dial the webhook at %s: %w", addr, err)
 	}
-	adminMux := http.NewServeMux()
-	adminMux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
-	adminMux.HandleFunc("/live", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "live") })
-	adminMux.HandleFunc("/ready", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ready") })
-	as := &http.Server{Handler: adminMux, ReadHeaderTimeout: 5 * time.Second}
-	go as.Serve(admin)
-	errc := make(chan error, 1)
-	go func() { errc <- hs.ServeTLS(lis, "", "") }()
-	s.log.Info("injector serving", "addr", lis.Addr().String(), "admin", admin.Addr().String())
-	select {
-	case <-ctx.Done():
-	case err := <-errc:
-		as.Close()
-		return fmt.Errorf("serve webhook: %w", err)
+	defer c.Close()
+	var out []byte
+	for _, cert := range c.(*tls.Conn).ConnectionState().PeerCertificates {
+		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})...)
 	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_ = as.Shutdown(shutdown)
-	return hs.Shutdown(shutdown)
+	return string(out), nil
 }
 
 // certReloader re-reads the key pair when either file changes. A change is a

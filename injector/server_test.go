@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/weftmesh/weft/internal/annotations"
+	"github.com/weftmesh/weft/internal/ctlserver"
 	"github.com/weftmesh/weft/internal/pki"
 )
 
@@ -102,6 +103,30 @@ func TestServerOverTLSWithValuesFromConfigMap(t *testing.T) {
 	if !served.Equal(second) {
 		t.Fatal("rotated serving certificate not picked up")
 	}
+	// The admin self-test reports the certificate really served: the rotated one.
+	rep := getSelfTest(t, "http://"+admin.Addr().String()+"/selftest")
+	res, ok := rep.Find(SelfTestServedCertificate)
+	if !ok || !res.OK {
+		t.Fatalf("self-test %s missing or failed: %+v", SelfTestServedCertificate, rep)
+	}
+	got, err := pki.ParseCerts([]byte(res.Detail))
+	if err != nil || !got[0].Equal(second) {
+		t.Fatalf("self-test served certificate = %v (%v), want the rotated one", got, err)
+	}
+}
+
+func getSelfTest(t *testing.T, url string) ctlserver.Report {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var rep ctlserver.Report
+	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
+		t.Fatalf("decode %s: %v", url, err)
+	}
+	return rep
 }
 
 func TestNewRequiresCertificate(t *testing.T) {
