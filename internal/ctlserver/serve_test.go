@@ -19,7 +19,9 @@ type fakeAPI struct {
 	drainCtx chan bool // whether the drain context was already done
 }
 
-func newFakeAPI() *fakeAPI { return &fakeAPI{stopped: make(chan struct{}), drainCtx: make(chan bool, 1)} }
+func newFakeAPI() *fakeAPI {
+	return &fakeAPI{stopped: make(chan struct{}), drainCtx: make(chan bool, 1)}
+}
 
 func (f *fakeAPI) Serve(lis net.Listener) error {
 	f.lis = lis
