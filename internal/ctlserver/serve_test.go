@@ -159,7 +159,7 @@ func TestAdminEndpoints(t *testing.T) {
 		{"/live", 200, "live"},
 		{"/ready", 503, "not ready: informers syncing"},
 		{"/metrics", 200, ""},
-		{"/selftest", 503, `"component":"demo"`},
+		{"/selftest", 200, `"component":"demo","ok":false`},
 		{"/nothing", 404, ""},
 	}
 	for _, tc := range cases {
