@@ -123,6 +123,7 @@ func New(cfg config.Config, opts Options) (*App, error) {
 			return nil, err
 		}
 		a.dest, res = dc, dc
+		a.metrics.AddCollector(dc.dc.Families)
 	}
 	routers := [2]router{
 		record.Inbound:  &inboundRouter{loopback: cfg.InboundConnectLoopback},

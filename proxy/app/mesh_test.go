@@ -3,6 +3,8 @@ package app
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -264,6 +266,8 @@ func TestMeshMTLS(t *testing.T) {
 	}
 
 	cm, sm := scrape(t, client), scrape(t, server)
+	sum := sha256.Sum256(ca.Issuer.Cert.Raw)
+	issuerSum := hex.EncodeToString(sum[:])
 	promtoolCheck(t, cm)
 	promtoolCheck(t, sm)
 	for _, want := range []string{
@@ -272,6 +276,7 @@ func TestMeshMTLS(t *testing.T) {
 		`weft_tls_handshakes_total{direction="outbound",resumed="false"}`,
 		`weft_tls_handshake_failures_total{direction="outbound",reason="peer_identity"} 1`,
 		`identity_cert_refresh_total 1`,
+		`weft_identity_cert_issuer_info{issuer_sha256="` + issuerSum + `"} 1`,
 	} {
 		if !strings.Contains(cm, want) {
 			t.Errorf("client metrics lack %s\n%s", want, grepLines(cm, "tls=\"true\"", "weft_tls", "identity_"))

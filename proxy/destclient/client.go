@@ -28,6 +28,7 @@ type Client struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	health health
 
 	mu sync.RWMutex
 	// byName maps authorities as requests spell them (and normalized names)

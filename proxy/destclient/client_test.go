@@ -3,7 +3,9 @@ package destclient
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -111,9 +113,13 @@ func TestControlPlaneOutageKeepsEndpoints(t *testing.T) {
 		t.Fatal("no profile before the outage")
 	}
 
+	if f, e := c.health.failing.Load(), c.health.errors.Load(); f != 0 || e != 0 {
+		t.Fatalf("before the outage: %d failing streams, %d errors; want none", f, e)
+	}
 	cp.stop(t)
 	s := c.lookup(booksName, booksOrig)
 	connects := s.connects.Load()
+	eventually(t, "both streams failing", func() bool { return c.health.failing.Load() == 2 })
 	time.Sleep(300 * time.Millisecond) // several reconnection attempts fail
 	got := picked(t, c, booksName, booksOrig, 200)
 	if len(got) != 2 || got["198.18.0.5:7000"]+got["198.18.0.6:7000"] != 200 {
@@ -131,6 +137,17 @@ func TestControlPlaneOutageKeepsEndpoints(t *testing.T) {
 	})
 	if s.connects.Load() <= connects {
 		t.Fatal("the stream did not reconnect")
+	}
+	eventually(t, "no stream failing after the restart", func() bool { return c.health.failing.Load() == 0 })
+	if e := c.health.errors.Load(); e < 2 {
+		t.Errorf("stream errors = %d, want at least one per stream", e)
+	}
+	var out strings.Builder
+	for _, f := range c.Families() {
+		fmt.Fprintf(&out, "%s %v\n", f.Name, f.Samples[0].Value)
+	}
+	if !strings.Contains(out.String(), "weft_discovery_streams_failing 0\n") || !strings.Contains(out.String(), "weft_discovery_stream_errors_total") {
+		t.Errorf("families:\n%s", out.String())
 	}
 	cp.setEndpoints(t, "books", "198.18.0.8")
 	eventually(t, "deltas after the restart", func() bool { return len(picked(t, c, booksName, booksOrig, 20)) == 1 })

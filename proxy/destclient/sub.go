@@ -91,15 +91,18 @@ var errFinal = errors.New("target rejected")
 
 // run keeps one stream going: reconnect after a jittered exponential
 // back-off, reset once the stream has delivered a message.
-func (s *sub) run(watch func() (delivered bool, err error)) {
+func (s *sub) run(watch func(sh *streamHealth) (delivered bool, err error)) {
 	defer s.c.wg.Done()
 	log := s.c.cfg.Logger
 	d := s.c.cfg.BackoffMin
+	sh := &streamHealth{h: &s.c.health}
+	defer sh.delivered() // a stopped stream no longer counts as failing
 	for s.ctx.Err() == nil {
-		delivered, err := watch()
+		delivered, err := watch(sh)
 		if errors.Is(err, errFinal) || s.ctx.Err() != nil {
 			return
 		}
+		sh.failed()
 		if delivered {
 			d = s.c.cfg.BackoffMin
 		}
@@ -131,7 +134,7 @@ func rejected(err error) bool {
 
 // watchEndpoints runs one Get stream. Its first message is a full snapshot
 // and replaces what was known; later ones are deltas.
-func (s *sub) watchEndpoints() (bool, error) {
+func (s *sub) watchEndpoints(sh *streamHealth) (bool, error) {
 	stream, err := s.c.api.Get(s.ctx, s.request())
 	if err != nil {
 		return false, err
@@ -153,6 +156,7 @@ func (s *sub) watchEndpoints() (bool, error) {
 			}
 			return !first, err
 		}
+		sh.delivered()
 		s.apply(u, first)
 		first = false
 	}
@@ -191,7 +195,7 @@ func (s *sub) apply(u *destinationv1.Update, snapshot bool) {
 
 // watchProfile runs one GetProfile stream; every message is a whole profile.
 // A profile that does not compile is logged and the previous one kept.
-func (s *sub) watchProfile() (bool, error) {
+func (s *sub) watchProfile(sh *streamHealth) (bool, error) {
 	stream, err := s.c.api.GetProfile(s.ctx, s.request())
 	if err != nil {
 		return false, err
@@ -209,6 +213,7 @@ func (s *sub) watchProfile() (bool, error) {
 			return delivered, err
 		}
 		delivered = true
+		sh.delivered()
 		cp, err := profile.Compile(p, profile.Options{})
 		if err != nil {
 			s.c.cfg.Logger.Warn("destination profile rejected; keeping the previous one", "target", s.path, "err", err)

@@ -12,8 +12,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -183,6 +185,11 @@ type Snapshot struct {
 	// Expiry is the current certificate's NotAfter; zero before the first.
 	// Exported as identity_cert_expiration_timestamp_seconds.
 	Expiry time.Time
+	// IssuerSHA256 is the hex SHA-256 of the DER of the certificate that
+	// issued the current one (weft_identity_cert_issuer_info), "" before the
+	// first or when the chain holds no issuer: `weft check --proxy` compares
+	// it with the issuer Secret.
+	IssuerSHA256 string
 	// Refreshes counts certificates obtained (identity_cert_refresh_total).
 	Refreshes uint64
 	// Failures counts failed requests (identity_cert_refresh_failures_total).
@@ -202,6 +209,10 @@ func (m *Manager) Snapshot() Snapshot {
 		s.Ready = true
 		s.Expiry = v.Certificates[0].NotAfter
 		s.Valid = time.Now().Before(s.Expiry)
+		if len(v.Certificates) > 1 {
+			sum := sha256.Sum256(v.Certificates[1].Raw)
+			s.IssuerSHA256 = hex.EncodeToString(sum[:])
+		}
 	}
 	return s
 }
