@@ -3,6 +3,8 @@ package healthcheck
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"time"
 
@@ -30,6 +32,24 @@ func parseMetrics(b []byte) (map[string]*dto.MetricFamily, error) {
 		return nil, fmt.Errorf("parse metrics: %w", err)
 	}
 	return fams, nil
+}
+
+// proxyIssuerMetric labels the SHA-256 of the certificate that issued the
+// proxy's current one (proxy/identity).
+const proxyIssuerMetric = "weft_identity_cert_issuer_info"
+
+// label returns the value of label name on the first sample of family fam.
+func label(fams map[string]*dto.MetricFamily, fam, name string) (string, bool) {
+	f := fams[fam]
+	if f == nil || len(f.Metric) == 0 {
+		return "", false
+	}
+	for _, l := range f.Metric[0].Label {
+		if l.GetName() == name {
+			return l.GetValue(), true
+		}
+	}
+	return "", false
 }
 
 // gauge returns the value of an unlabelled gauge (or the first sample).
@@ -61,7 +81,7 @@ func podMetrics(ctx context.Context, e *Env, p *corev1.Pod) (map[string]*dto.Met
 
 // certProblem returns what is wrong with a proxy's certificate, "" if it
 // is valid for more than ProxyCertWarn, and whether it is only a warning.
-func certProblem(fams map[string]*dto.MetricFamily, now time.Time) (string, bool) {
+func certProblem(fams map[string]*dto.MetricFamily, now time.Time, issuerSum string) (string, bool) {
 	v, found := gauge(fams, proxyCertMetric)
 	if !found || v == 0 {
 		return "holds no certificate (" + proxyCertMetric + " absent)", false
@@ -73,19 +93,28 @@ func certProblem(fams map[string]*dto.MetricFamily, now time.Time) (string, bool
 	case exp.Sub(now) < ProxyCertWarn:
 		return "certificate expires at " + exp.UTC().Format(time.RFC3339) + " and was not renewed", true
 	}
+	if got, found := label(fams, proxyIssuerMetric, "issuer_sha256"); found && issuerSum != "" && got != issuerSum {
+		return "certificate was issued by an earlier issuer (SHA-256 " + short(got) + ", the current one is " + short(issuerSum) +
+			"); it is replaced at its next renewal, before " + exp.UTC().Format(time.RFC3339), true
+	}
 	return "", false
 }
 
 // certFinding scrapes pods' proxies and reports their certificates.
 func certFinding(ctx context.Context, e *Env, pods []*corev1.Pod, restart string) Finding {
 	now := e.Now()
+	issuerSum := "" // unknown issuer: identity-issuer reports why
+	if ca, err := issuer(ctx, e); err == nil {
+		sum := sha256.Sum256(ca.Cert.Raw)
+		issuerSum = hex.EncodeToString(sum[:])
+	}
 	var bad, near []string
 	for _, s := range forEach(ctx, pods, func(ctx context.Context, p *corev1.Pod) string {
 		fams, err := podMetrics(ctx, e, p)
 		if err != nil {
 			return "×pod " + p.Namespace + "/" + p.Name + ": " + err.Error()
 		}
-		if msg, soft := certProblem(fams, now); msg != "" {
+		if msg, soft := certProblem(fams, now, issuerSum); msg != "" {
 			if soft {
 				return "‼pod " + p.Namespace + "/" + p.Name + ": " + msg
 			}
@@ -107,4 +136,12 @@ func certFinding(ctx context.Context, e *Env, pods []*corev1.Pod, restart string
 		return warn(list(near), hint)
 	}
 	return ok("")
+}
+
+// short abbreviates a hex digest for messages.
+func short(sum string) string {
+	if len(sum) > 12 {
+		return sum[:12]
+	}
+	return sum
 }

@@ -10,7 +10,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/weftmesh/weft/destination"
+	"github.com/weftmesh/weft/identity"
+	"github.com/weftmesh/weft/injector"
 	"github.com/weftmesh/weft/internal/annotations"
+	"github.com/weftmesh/weft/internal/ctlserver"
 	"github.com/weftmesh/weft/internal/pki"
 	"github.com/weftmesh/weft/manifests"
 )
@@ -108,8 +112,16 @@ func TestChecks(t *testing.T) {
 		}, want: Failure, msg: "does not chain to the trust anchors"},
 		{id: "identity-issuer-loaded", name: "ok", want: OK},
 		{id: "identity-issuer-loaded", name: "stale", mutate: func(w *world) {
-			w.metrics[testNS+"/"+manifests.IdentityName+"-abc-1:9990"] = issuerMetric + " 1000\n"
-		}, want: Failure, msg: "serves an issuer valid until 1970-01-01T00:16:40Z"},
+			w.metrics[testNS+"/"+manifests.IdentityName+"-abc-1:9990/selftest"] = selfTestJSON("identity",
+				ctlserver.Result{Name: identity.SelfTestIssuer, OK: true, Detail: string(pki.EncodeCerts(fixtures.webhookCA.Cert))})
+		}, want: Failure, msg: `pod weft-identity-abc-1: serves the issuer "webhook-ca" valid from ` + fixtures0().webhookCA.Cert.NotBefore.UTC().Format(time.RFC3339)},
+		{id: "identity-issuer-loaded", name: "none loaded", mutate: func(w *world) {
+			w.metrics[testNS+"/"+manifests.IdentityName+"-abc-1:9990/selftest"] = selfTestJSON("identity",
+				ctlserver.Result{Name: identity.SelfTestIssuer, Error: "no issuer loaded yet"})
+		}, want: Failure, msg: "has no issuer loaded: no issuer loaded yet"},
+		{id: "identity-issuer-loaded", name: "old identity", mutate: func(w *world) {
+			w.metrics[testNS+"/"+manifests.IdentityName+"-abc-1:9990/selftest"] = selfTestJSON("identity")
+		}, want: Failure, msg: `its /selftest has no "issuer-loaded"`},
 		{id: "injector-webhook", name: "ok", want: OK},
 		{id: "injector-webhook", name: "deleted", mutate: func(w *world) {
 			drop[*admissionregistrationv1.MutatingWebhookConfiguration](w, manifests.ClusterName(testNS, manifests.InjectorName))
@@ -118,10 +130,33 @@ func TestChecks(t *testing.T) {
 		{id: "injector-tls", name: "wrong bundle", mutate: func(w *world) {
 			find[*admissionregistrationv1.MutatingWebhookConfiguration](w, manifests.ClusterName(testNS, manifests.InjectorName)).Webhooks[0].ClientConfig.CABundle = pki.EncodeCerts(w.anchor.Cert)
 		}, want: Failure, msg: "does not verify the injector's certificate"},
+		{id: "injector-tls", name: "serves another certificate than the Secret", mutate: func(w *world) {
+			w.metrics[testNS+"/"+manifests.InjectorName+"-abc-1:9995/selftest"] = selfTestJSON("injector",
+				ctlserver.Result{Name: injector.SelfTestServedCertificate, OK: true, Detail: string(pki.EncodeCerts(w.issuer.Cert))})
+		}, want: Failure, msg: "pod weft-proxy-injector-abc-1: the caBundle of weft-weft-proxy-injector does not verify"},
+		{id: "injector-tls", name: "listener down", mutate: func(w *world) {
+			w.metrics[testNS+"/"+manifests.InjectorName+"-abc-1:9995/selftest"] = selfTestJSON("injector",
+				ctlserver.Result{Name: injector.SelfTestServedCertificate, Error: "dial the webhook at 127.0.0.1:8443: connection refused"})
+		}, want: Failure, msg: "its webhook listener cannot be reached: dial the webhook"},
 		{id: "injector-dry-run", name: "ok", want: OK},
 		{id: "injector-dry-run", name: "not injected", mutate: func(w *world) { w.noInject = true }, want: Failure, msg: "in namespace demo came back without the weft-proxy container"},
 		{id: "destination-ready", name: "ok", want: OK},
-		{id: "destination-ready", name: "unreachable", mutate: func(w *world) { delete(w.metrics, testNS+"/"+manifests.DestinationName+"-abc-1:9996") }, want: Failure, msg: "connection refused"},
+		{id: "destination-ready", name: "unreachable", mutate: func(w *world) { delete(w.metrics, testNS+"/"+manifests.DestinationName+"-abc-1:9996/ready") }, want: Failure, msg: "connection refused"},
+		{id: "destination-get", name: "ok", want: OK},
+		{id: "destination-get", name: "no endpoints", mutate: func(w *world) {
+			w.metrics[testNS+"/"+manifests.DestinationName+"-abc-1:9996/selftest"] = selfTestJSON("destination",
+				ctlserver.Result{Name: destination.SelfTestGet, Error: "get kubernetes.default.svc.cluster.local:443 answered no endpoints"})
+		}, want: Failure, msg: "pod weft-destination-abc-1: get kubernetes.default.svc.cluster.local:443 answered no endpoints", hint: "logs deploy/weft-destination"},
+		{id: "destination-get", name: "unreachable", mutate: func(w *world) { delete(w.metrics, testNS+"/"+manifests.DestinationName+"-abc-1:9996/selftest") }, want: Failure, msg: "connection refused"},
+		{id: "destination-get-profile", name: "ok", want: OK},
+		{id: "destination-get-profile", name: "fails", mutate: func(w *world) {
+			w.metrics[testNS+"/"+manifests.DestinationName+"-abc-1:9996/selftest"] = selfTestJSON("destination",
+				ctlserver.Result{Name: destination.SelfTestGet, OK: true},
+				ctlserver.Result{Name: destination.SelfTestGetProfile, Error: "get profile kubernetes.default.svc.cluster.local:443: rpc error: code = Unavailable"})
+		}, want: Failure, msg: "code = Unavailable"},
+		{id: "destination-get-profile", name: "no pod ready", mutate: func(w *world) {
+			find[*corev1.Pod](w, manifests.DestinationName+"-abc-1").Status.Conditions[0].Status = corev1.ConditionFalse
+		}, want: Failure, msg: "no destination pod is ready", hint: "get pods -l weft.io/control-plane-component=destination"},
 		{id: "proxy-ready", name: "ok", want: OK},
 		{id: "proxy-ready", name: "image pull fails at once", mutate: waitingPod("ErrImagePull"), want: Failure, msg: "pod demo/web-abc-1 container main: ErrImagePull: image weft/nope:1 not found"},
 		{id: "proxy-ready", name: "starting times out", mutate: waitingPod("ContainerCreating"), want: Failure, msg: "timed out after 1ms waiting for meshed pods to become Ready; last seen: 1 proxies not ready: pod demo/web-abc-1 Running (main: ContainerCreating)"},
@@ -129,14 +164,20 @@ func TestChecks(t *testing.T) {
 		{id: "proxy-version", name: "old", mutate: func(w *world) { find[*corev1.Pod](w, "web-abc-2").Annotations[annotations.ProxyVersion] = "v0.9.0" }, want: Warning,
 			msg: "pod demo/web-abc-2 runs proxy v0.9.0", hint: "kubectl -n demo rollout restart deployment/web"},
 		{id: "proxy-certs", name: "ok", want: OK},
+		{id: "proxy-certs", name: "earlier issuer", mutate: func(w *world) {
+			w.metrics["demo/web-abc-2:4191"] = strings.Replace(w.metrics["demo/web-abc-2:4191"], `issuer_sha256="`, `issuer_sha256="0123456789abcdef`, 1)
+		}, want: Warning, msg: "pod demo/web-abc-2: certificate was issued by an earlier issuer (SHA-256 0123456789ab"},
 		{id: "proxy-certs", name: "no certificate", mutate: func(w *world) { w.metrics["demo/web-abc-1:4191"] = "other 1\n" }, want: Failure, msg: "pod demo/web-abc-1: holds no certificate"},
 		{id: "proxy-trust-root", name: "ok", want: OK},
 		{id: "proxy-trust-root", name: "rotated", mutate: func(w *world) { find[*corev1.Pod](w, "web-abc-1").Annotations[annotations.TrustRootSHA256] = "00" }, want: Warning,
 			msg: "pod demo/web-abc-1 was given other trust anchors", hint: "rollout restart deployment/web"},
 		{id: "proxy-discovery", name: "ok", want: OK},
-		{id: "proxy-discovery", name: "errors", mutate: func(w *world) {
-			w.metrics["demo/web-abc-1:4191"] += "# TYPE discovery_errors_total counter\ndiscovery_errors_total 3\n"
-		}, want: Warning, msg: "pod demo/web-abc-1: discovery_errors_total = 3"},
+		{id: "proxy-discovery", name: "failing streams", mutate: func(w *world) {
+			w.metrics["demo/web-abc-1:4191"] = strings.Replace(w.metrics["demo/web-abc-1:4191"], discoveryFailingMetric+" 0", discoveryFailingMetric+" 2", 1)
+		}, want: Warning, msg: "pod demo/web-abc-1: 2 destination streams failing"},
+		{id: "proxy-discovery", name: "old proxy", mutate: func(w *world) {
+			w.metrics["demo/web-abc-1:4191"] = strings.Replace(w.metrics["demo/web-abc-1:4191"], discoveryFailingMetric, "other", -1)
+		}, want: Warning, msg: "exports no " + discoveryFailingMetric},
 		{id: "proxy-uninjected", name: "ok", want: OK},
 		{id: "proxy-uninjected", name: "predates injection", mutate: func(w *world) {
 			p := w.pod("demo", "old-abc-1", "", "old")

@@ -176,8 +176,12 @@ func proxyTrustRoot(ctx context.Context, e *Env) Finding {
 	return ok("")
 }
 
-// proxyDiscovery sums every counter whose name holds "discovery" and
-// "error" in each ready proxy's metrics.
+// discoveryFailingMetric counts a proxy's destination streams that failed
+// and have not delivered since (proxy/destclient).
+const discoveryFailingMetric = "weft_discovery_streams_failing"
+
+// proxyDiscovery warns about every ready proxy whose destination streams
+// are failing now.
 func proxyDiscovery(ctx context.Context, e *Env) Finding {
 	pods, err := meshedPods(ctx, e)
 	if err != nil {
@@ -194,19 +198,12 @@ func proxyDiscovery(ctx context.Context, e *Env) Finding {
 		if err != nil {
 			return "pod " + name(p) + ": " + err.Error()
 		}
-		for n, f := range fams {
-			if !strings.Contains(n, "discovery") || !strings.Contains(n, "error") {
-				continue
-			}
-			sum := 0.0
-			for _, m := range f.Metric {
-				if m.Counter != nil {
-					sum += m.Counter.GetValue()
-				}
-			}
-			if sum > 0 {
-				return fmt.Sprintf("pod %s: %s = %g", name(p), n, sum)
-			}
+		n, found := gauge(fams, discoveryFailingMetric)
+		switch {
+		case !found:
+			return "pod " + name(p) + ": exports no " + discoveryFailingMetric + " (proxy older than this CLI?)"
+		case n > 0:
+			return fmt.Sprintf("pod %s: %g destination streams failing (%s)", name(p), n, discoveryFailingMetric)
 		}
 		return ""
 	})

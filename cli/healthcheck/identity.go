@@ -9,6 +9,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/weftmesh/weft/identity"
+	"github.com/weftmesh/weft/internal/ctlserver"
 	"github.com/weftmesh/weft/internal/pki"
 	"github.com/weftmesh/weft/manifests"
 )
@@ -22,9 +24,6 @@ const (
 	AnchorWarn = 60 * 24 * time.Hour
 	IssuerWarn = 7 * 24 * time.Hour
 )
-
-// identityAdminPort serves identity's /metrics (docs/development.md).
-const identityAdminPort = 9990
 
 // issuerMetric is the NotAfter of the issuer identity has loaded.
 const issuerMetric = "weft_identity_issuer_expiry_timestamp_seconds"
@@ -130,39 +129,25 @@ func identityIssuerLoaded(ctx context.Context, e *Env) Finding {
 	if err != nil {
 		return fail(err.Error(), rotateHint)
 	}
-	pods, err := componentPods(ctx, e, "identity")
+	problems, err := eachSelfTest(ctx, e, "identity", identityAdminPort, identity.SelfTestIssuer, func(_ *corev1.Pod, r ctlserver.Result) string {
+		if !r.OK {
+			return "has no issuer loaded: " + r.Error
+		}
+		certs, err := pki.ParseCerts([]byte(r.Detail))
+		if err != nil {
+			return "reports an unreadable issuer: " + err.Error()
+		}
+		if !certs[0].Equal(ca.Cert) {
+			return fmt.Sprintf("serves the issuer %q %s; Secret %s/%s holds %q %s",
+				certs[0].Subject.CommonName, validity(certs[0]), e.ControlPlaneNS, manifests.IssuerSecretName, ca.Cert.Subject.CommonName, validity(ca.Cert))
+		}
+		return ""
+	})
 	if err != nil {
-		return errFinding(err, "")
+		return fail(err.Error(), podsHint(e, "identity"))
 	}
-	var diff []string
-	n := 0
-	for _, p := range pods {
-		if !ready(p) {
-			continue
-		}
-		n++
-		b, err := e.AdminGet(ctx, p, identityAdminPort, "/metrics")
-		if err != nil {
-			return fail(err.Error(), "kubectl -n "+p.Namespace+" logs "+p.Name+" -c identity")
-		}
-		fams, err := parseMetrics(b)
-		if err != nil {
-			return fail(fmt.Sprintf("pod %s: %v", p.Name, err), "")
-		}
-		v, found := gauge(fams, issuerMetric)
-		if !found {
-			return fail(fmt.Sprintf("pod %s exports no %s", p.Name, issuerMetric), "")
-		}
-		if got := time.Unix(int64(v), 0); !got.Equal(ca.Cert.NotAfter.Truncate(time.Second)) {
-			diff = append(diff, fmt.Sprintf("pod %s serves an issuer valid until %s; the Secret's is %s",
-				p.Name, got.UTC().Format(time.RFC3339), validity(ca.Cert)))
-		}
-	}
-	if n == 0 {
-		return fail("no identity pod is ready", "kubectl -n "+e.ControlPlaneNS+" get pods -l "+manifests.LabelComponent+"=identity")
-	}
-	if len(diff) > 0 {
-		return fail(strings.Join(diff, "\n"), "identity reloads the Secret when it changes; if it does not: `kubectl -n "+e.ControlPlaneNS+" rollout restart deployment "+manifests.IdentityName+"`")
+	if len(problems) > 0 {
+		return fail(joinLines(problems), "identity reloads the Secret when it changes; if it does not: `kubectl -n "+e.ControlPlaneNS+" rollout restart deployment "+manifests.IdentityName+"`")
 	}
 	return ok("")
 }

@@ -10,7 +10,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/weftmesh/weft/injector"
 	"github.com/weftmesh/weft/internal/annotations"
+	"github.com/weftmesh/weft/internal/ctlserver"
 	"github.com/weftmesh/weft/internal/pki"
 	"github.com/weftmesh/weft/manifests"
 )
@@ -53,6 +55,9 @@ func injectorWebhook(ctx context.Context, e *Env) Finding {
 	return ok("")
 }
 
+// injectorTLS verifies the certificate each injector pod really serves
+// (its self-test dials its own webhook listener) with the caBundle the API
+// server verifies it with.
 func injectorTLS(ctx context.Context, e *Env) Finding {
 	name := webhookName(e)
 	w, err := e.Client.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})
@@ -63,22 +68,35 @@ func injectorTLS(ctx context.Context, e *Env) Finding {
 	if !roots.AppendCertsFromPEM(w.Webhooks[0].ClientConfig.CABundle) {
 		return fail(fmt.Sprintf("the caBundle of %s holds no certificate", name), reinstallHint(e))
 	}
-	s, err := e.Secret(ctx, manifests.InjectorTLSName)
-	if err != nil {
-		return fail(err.Error(), reinstallHint(e))
-	}
-	certs, err := pki.ParseCerts(secretData(s, corev1.TLSCertKey))
-	if err != nil {
-		return fail(fmt.Sprintf("Secret %s/%s: %v", e.ControlPlaneNS, manifests.InjectorTLSName, err), reinstallHint(e))
-	}
-	leaf, now := certs[0], e.Now()
-	if now.Before(leaf.NotBefore) || now.After(leaf.NotAfter) {
-		return fail(fmt.Sprintf("the injector's certificate is %s, not now (%s)", validity(leaf), now.UTC().Format(time.RFC3339)), reinstallHint(e))
-	}
+	now := e.Now()
 	dns := manifests.InjectorName + "." + e.ControlPlaneNS + ".svc"
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, DNSName: dns, CurrentTime: now,
-		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
-		return fail(fmt.Sprintf("the caBundle of %s does not verify the injector's certificate for %s: %v", name, dns, err), reinstallHint(e))
+	problems, err := eachSelfTest(ctx, e, "proxy-injector", injectorAdminPort, injector.SelfTestServedCertificate, func(_ *corev1.Pod, r ctlserver.Result) string {
+		if !r.OK {
+			return "its webhook listener cannot be reached: " + r.Error
+		}
+		certs, err := pki.ParseCerts([]byte(r.Detail))
+		if err != nil {
+			return "serves no readable certificate: " + err.Error()
+		}
+		leaf := certs[0]
+		if now.Before(leaf.NotBefore) || now.After(leaf.NotAfter) {
+			return fmt.Sprintf("serves a certificate %s, not now (%s)", validity(leaf), now.UTC().Format(time.RFC3339))
+		}
+		inter := x509.NewCertPool()
+		for _, c := range certs[1:] {
+			inter.AddCert(c)
+		}
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, DNSName: dns, CurrentTime: now,
+			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
+			return fmt.Sprintf("the caBundle of %s does not verify the injector's certificate for %s: %v", name, dns, err)
+		}
+		return ""
+	})
+	if err != nil {
+		return fail(err.Error(), podsHint(e, "proxy-injector"))
+	}
+	if len(problems) > 0 {
+		return fail(joinLines(problems), reinstallHint(e))
 	}
 	return ok("")
 }

@@ -2,6 +2,8 @@ package healthcheck
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,7 +25,11 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	sp "github.com/weftmesh/weft/api/serviceprofile/v1alpha1"
+	"github.com/weftmesh/weft/destination"
+	"github.com/weftmesh/weft/identity"
+	"github.com/weftmesh/weft/injector"
 	"github.com/weftmesh/weft/internal/annotations"
+	"github.com/weftmesh/weft/internal/ctlserver"
 	"github.com/weftmesh/weft/internal/pki"
 	"github.com/weftmesh/weft/manifests"
 )
@@ -151,12 +157,21 @@ func (w *world) pod(ns, name, comp, dep string) *corev1.Pod {
 	if comp != "" {
 		p.Labels[manifests.LabelComponent] = comp
 	}
-	w.metrics[ns+"/"+name+":4191"] = fmt.Sprintf("# TYPE %s gauge\n%s %d\n", proxyCertMetric, proxyCertMetric, w.now.Add(12*time.Hour).Unix())
-	if comp == "identity" {
-		w.metrics[ns+"/"+name+":9990"] = fmt.Sprintf("# TYPE %s gauge\n%s %d\n", issuerMetric, issuerMetric, w.issuer.Cert.NotAfter.Unix())
-	}
-	if comp == "destination" {
-		w.metrics[ns+"/"+name+":9996"] = "ready\n"
+	sum := sha256.Sum256(w.issuer.Cert.Raw)
+	w.metrics[ns+"/"+name+":4191"] = fmt.Sprintf("# TYPE %s gauge\n%s %d\n# TYPE %s gauge\n%s{issuer_sha256=%q} 1\n# TYPE %s gauge\n%s 0\n",
+		proxyCertMetric, proxyCertMetric, w.now.Add(12*time.Hour).Unix(),
+		proxyIssuerMetric, proxyIssuerMetric, hex.EncodeToString(sum[:]),
+		discoveryFailingMetric, discoveryFailingMetric)
+	switch comp {
+	case "identity":
+		w.metrics[ns+"/"+name+":9990/selftest"] = selfTestJSON("identity", ctlserver.Result{Name: identity.SelfTestIssuer, OK: true, Detail: string(pki.EncodeCerts(w.issuer.Cert))})
+	case "proxy-injector":
+		w.metrics[ns+"/"+name+":9995/selftest"] = selfTestJSON("injector", ctlserver.Result{Name: injector.SelfTestServedCertificate, OK: true, Detail: string(fixtures.webhookPEM)})
+	case "destination":
+		w.metrics[ns+"/"+name+":9996/ready"] = "ready\n"
+		w.metrics[ns+"/"+name+":9996/selftest"] = selfTestJSON("destination",
+			ctlserver.Result{Name: destination.SelfTestGet, OK: true, Detail: "kubernetes.default.svc.cluster.local:443: 1 endpoints"},
+			ctlserver.Result{Name: destination.SelfTestGetProfile, OK: true, Detail: "profile kubernetes.default.svc.cluster.local"})
 	}
 	return p
 }
@@ -188,7 +203,10 @@ func drop[T runtime.Object](w *world, name string) {
 type fakeAdmin struct{ w *world }
 
 func (a fakeAdmin) Get(_ context.Context, p *corev1.Pod, port int, path string) (io.ReadCloser, error) {
-	body, ok := a.w.metrics[fmt.Sprintf("%s/%s:%d", p.Namespace, p.Name, port)]
+	body, ok := a.w.metrics[fmt.Sprintf("%s/%s:%d%s", p.Namespace, p.Name, port, path)]
+	if !ok && path == "/metrics" {
+		body, ok = a.w.metrics[fmt.Sprintf("%s/%s:%d", p.Namespace, p.Name, port)]
+	}
 	if !ok {
 		return nil, fmt.Errorf("get http:%d%s of %s/%s: connection refused", port, path, p.Namespace, p.Name)
 	}
@@ -254,4 +272,14 @@ func registered() []Check {
 	regMu.Lock()
 	defer regMu.Unlock()
 	return append([]Check(nil), registry...)
+}
+
+// selfTestJSON is a component's /selftest report holding results.
+func selfTestJSON(comp string, results ...ctlserver.Result) string {
+	rep := ctlserver.Report{Component: comp, OK: true, Results: results}
+	for _, r := range results {
+		rep.OK = rep.OK && r.OK
+	}
+	b, _ := json.Marshal(rep)
+	return string(b)
 }

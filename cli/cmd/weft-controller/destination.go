@@ -47,8 +47,9 @@ func destinationCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&kube.Kubeconfig, "kubeconfig", "", "kubeconfig path (default: in-cluster)")
 	f.StringVar(&cfg.ListenAddr, "addr", ":8086", "gRPC listen address")
-	f.StringVar(&cfg.AdminAddr, "admin-addr", ":9996", "admin listen address (/metrics, /ready, /live)")
+	f.StringVar(&cfg.AdminAddr, "admin-addr", ":9996", "admin listen address (/metrics, /ready, /live, /selftest)")
 	f.StringVar(&cfg.ClusterDomain, "cluster-domain", "cluster.local", "Kubernetes cluster domain")
 	f.StringVar(&cfg.TrustDomain, "trust-domain", "cluster.local", "SPIFFE trust domain of meshed pods")
+	f.StringVar(&cfg.SelfTestAuthority, "self-test-authority", "", "Service host:port the admin /selftest resolves (default kubernetes.default.svc.<cluster-domain>:443)")
 	return cmd
 }

@@ -48,7 +48,7 @@ func identityCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&kube.Kubeconfig, "kubeconfig", "", "kubeconfig path (default: in-cluster)")
 	f.StringVar(&cfg.ListenAddr, "addr", ":8080", "gRPC listen address")
-	f.StringVar(&cfg.AdminAddr, "admin-addr", ":9990", "admin listen address (/metrics, /ready, /live)")
+	f.StringVar(&cfg.AdminAddr, "admin-addr", ":9990", "admin listen address (/metrics, /ready, /live, /selftest)")
 	f.StringVar(&cfg.Namespace, "namespace", "weft", "namespace of the control plane")
 	f.StringVar(&cfg.ServiceAccount, "service-account", "weft-identity", "ServiceAccount the identity service runs as (its own SVID)")
 	f.StringVar(&cfg.Service.TrustDomain, "trust-domain", identity.DefaultTrustDomain, "SPIFFE trust domain")

@@ -35,7 +35,7 @@ func injectorCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&kube.Kubeconfig, "kubeconfig", "", "kubeconfig path (default: in-cluster)")
 	f.StringVar(&cfg.ListenAddr, "addr", ":8443", "webhook listen address (HTTPS, path /inject)")
-	f.StringVar(&cfg.AdminAddr, "admin-addr", ":9995", "admin listen address (/metrics, /ready, /live)")
+	f.StringVar(&cfg.AdminAddr, "admin-addr", ":9995", "admin listen address (/metrics, /ready, /live, /selftest)")
 	f.StringVar(&cfg.Namespace, "namespace", "weft", "namespace of the control plane")
 	f.StringVar(&cfg.ConfigMap, "config-map", "weft-config", "ConfigMap holding the install values (key \"values\")")
 	f.StringVar(&cfg.CertFile, "tls-cert-file", "", "webhook serving certificate (PEM)")
