@@ -13,7 +13,6 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
@@ -138,10 +137,9 @@ func (s *Server) watch(ctx context.Context) error {
 }
 
 func (s *Server) api() ctlserver.API {
-	gs := grpc.NewServer(
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	)
+	// A proxy holds two streams per target it talks to: allow many per
+	// connection; requests are a path each.
+	gs := ctlserver.NewGRPC(ctlserver.Limits{MaxRecvMsg: 64 << 10, MaxStreams: 10000}, nil)
 	destinationv1.RegisterDestinationServer(gs, s)
 	return &syncedAPI{API: ctlserver.GRPC(gs), ready: s.ready, stopped: make(chan struct{})}
 }

@@ -18,8 +18,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 
 	identityv1 "github.com/weftmesh/weft/api/identity/v1"
 	"github.com/weftmesh/weft/internal/ctlserver"
@@ -125,10 +123,11 @@ func (s *Server) serverConfig() ctlserver.Config {
 }
 
 func (s *Server) api() ctlserver.API {
-	gs := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{
+	// Certify messages carry one CSR and a token: 64 KiB is ample.
+	gs := ctlserver.NewGRPC(ctlserver.Limits{MaxRecvMsg: 64 << 10, MaxStreams: 100}, &tls.Config{
 		MinVersion:     tls.VersionTLS13,
 		GetCertificate: s.getCertificate,
-	})))
+	})
 	identityv1.RegisterIdentityServer(gs, s.svc)
 	return ctlserver.GRPC(gs)
 }

@@ -113,11 +113,10 @@ func (s *Server) api() ctlserver.API {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/inject", wh)
-	return ctlserver.HTTPS(&http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 5 * time.Second,
-		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: s.certs.get},
-	})
+	// The API server sends AdmissionReviews of whole pods: allow its
+	// default 3 MiB request body through the 30 s read limit.
+	return ctlserver.HTTPS(ctlserver.NewHTTP(ctlserver.Limits{Handshake: 5 * time.Second}, mux,
+		&tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: s.certs.get}))
 }
 
 // SelfTestServedCertificate is the self-test whose detail is the PEM chain

@@ -84,7 +84,11 @@ func TestCheck(t *testing.T) {
 	c.run(t, "", "kubectl", "wait", "--for", "condition=Established", "--timeout", "2m", "crd/serviceprofiles.weft.io")
 	c.pipe(t, []string{"weft", "install", "--weft-namespace", cpNS}, []string{"kubectl", "apply", "-f", "-"})
 	out, code = c.runCheck(t, nsFlag, "--wait", "3m")
-	wantCheck(t, out, code, 0, "Status check results are √")
+	wantCheck(t, out, code, 0, "Status check results are √",
+		"√ identity serves the issuer in the Secret",
+		"√ the webhook's caBundle verifies the injector's certificate",
+		"√ destination answers a real Get for a known Service",
+		"√ destination answers a real GetProfile")
 	if t.Failed() {
 		return
 	}
@@ -102,7 +106,8 @@ func TestCheck(t *testing.T) {
 	web.Spec.RestartPolicy = corev1.RestartPolicyAlways
 	createPod(t, appNS, web)
 	out, code = c.runCheck(t, "--proxy", "-n", appNS, nsFlag, "--wait", "3m")
-	wantCheck(t, out, code, 0, "√ meshed pods' proxies are ready", "√ proxies hold valid certificates")
+	wantCheck(t, out, code, 0, "√ meshed pods' proxies are ready", "√ proxies hold valid certificates",
+		"√ proxies report no discovery errors")
 	if t.Failed() {
 		return
 	}
@@ -141,7 +146,10 @@ func TestCheck(t *testing.T) {
 		}()
 		out, code := c.runCheck(t, nsFlag, "--wait", "20s")
 		wantCheck(t, out, code, 1, "× issuer chains to the anchors",
-			"valid from "+nb.UTC().Format(time.RFC3339)+" until "+na.UTC().Format(time.RFC3339))
+			"valid from "+nb.UTC().Format(time.RFC3339)+" until "+na.UTC().Format(time.RFC3339),
+			// identity refuses the expired issuer and keeps signing with the
+			// previous one, which its self-test reports
+			"× identity serves the issuer in the Secret", "see docs/checks.md#identity-issuer-loaded")
 	})
 
 	t.Run("webhook-deleted", func(t *testing.T) {

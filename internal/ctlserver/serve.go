@@ -76,7 +76,7 @@ func Serve(ctx context.Context, cfg Config, api API, lis, admin net.Listener, ta
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	hs := &http.Server{Handler: AdminHandler(cfg, lis.Addr()), ReadHeaderTimeout: 5 * time.Second}
+	hs := NewHTTP(Limits{Handshake: 5 * time.Second}, AdminHandler(cfg, lis.Addr()), nil)
 	errc := make(chan error, 2+len(tasks))
 	stopping := make(chan struct{})
 	go func() { errc <- serveErr("admin", hs.Serve(admin), stopping) }()
