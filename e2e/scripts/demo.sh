@@ -2,7 +2,7 @@
 # demo.sh up|down — the weft demo on the local cluster (called by `make demo` / `make demo-down`,
 # after `deps build kube-bins`).
 #   up:   start the local cluster (idempotent), install weft (weft install --crds | kubectl apply,
-#         weft install | kubectl apply), annotate namespace demo for injection, apply
+#         weft install | kubectl apply; then weft check), annotate namespace demo for injection, apply
 #         e2e/demo/manifests/demo.yaml, wait for every meshed pod to be Ready, let traffic run, print
 #         the traffic generator's figures and the proxies' (weft viz stat).
 #   down: stop the local cluster and remove everything it created.
@@ -67,6 +67,8 @@ up() {
     kubectl -n "$ns" rollout status "deployment/$d" --timeout="$wait_timeout" || explain_failure
   done
   kubectl -n "$ns" wait --for=condition=Ready pod --all --timeout="$wait_timeout" || explain_failure
+  echo "==> checking the demo's proxies: weft check --proxy -n $ns"
+  "$bin/weft" check --proxy -n "$ns" --wait 3m || die "weft check --proxy -n $ns failed (its output is above; docs/checks.md has each fix)"
   kubectl -n "$ns" get pods -o custom-columns='POD:.metadata.name,READY:.status.containerStatuses[*].ready,PROXY:.metadata.annotations.weft\.io/proxy-version,INJECTED-BY:.metadata.annotations.weft\.io/injected-by,IP:.status.podIP'
 
   local ip
@@ -90,6 +92,8 @@ The meshed demo is running. Use kubectl and weft against the local cluster:
   export KUBECONFIG=$KUBECONFIG
   kubectl -n $ns get pods,svc
   bin/weft viz stat -n $ns
+  bin/weft check
+  bin/weft check --proxy -n $ns
   bin/weft version
 Stop everything:
   make demo-down
@@ -113,6 +117,8 @@ install_weft() {
     kubectl -n weft rollout status "deployment/$d" --timeout="$wait_timeout" \
       || die "control plane deployment $d did not become ready (pods: kubectl -n weft get pods; logs: $cache/cluster/node/pods/weft_*)"
   done
+  echo "==> checking the control plane: weft check --wait 3m"
+  "$bin/weft" check --wait 3m || die "weft check failed (its output is above; docs/checks.md has each fix)"
 }
 
 down() {
