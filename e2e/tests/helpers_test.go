@@ -156,7 +156,15 @@ func readContainerLog(p *corev1.Pod, container string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("read container log: %w", err)
 	}
-	return string(b), nil
+	// The node agent writes the CRI log format ("TIME STREAM TAG BODY"); return the bodies.
+	var out strings.Builder
+	for _, line := range strings.SplitAfter(string(b), "\n") {
+		f := strings.SplitN(line, " ", 4)
+		if len(f) == 4 {
+			out.WriteString(f[3])
+		}
+	}
+	return out.String(), nil
 }
 
 // testappContainer is a container running weft-testapp with args.
