@@ -18,6 +18,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/weftmesh/weft/internal/annotations"
 )
 
 // kubectlKubelet runs kubectl with the cluster's kubeconfig and returns stdout, stderr and the
@@ -223,7 +225,7 @@ func TestKubeletPortForwardMeshed(t *testing.T) {
 	if !hasSample(m, "request_total", `direction="inbound"`) {
 		t.Errorf("proxy metrics count no inbound request after port-forward:\n%s", tail(m, 3000))
 	}
-	out, _, code := kubectlKubelet(t, c, "", "-n", ns, "logs", server.Name, "-c", "weft-proxy", "--tail", "20")
+	out, _, code := kubectlKubelet(t, c, "", "-n", ns, "logs", server.Name, "-c", annotations.ProxyContainer, "--tail", "20")
 	if code != 0 || strings.TrimSpace(out) == "" {
 		t.Errorf("kubectl logs -c weft-proxy = %q (exit %d), want the proxy's log", out, code)
 	}
