@@ -62,14 +62,14 @@ func TestKubeletLogsExec(t *testing.T) {
 	}}
 	pod.Name = "kubelet-logs"
 	createPod(t, ns, pod)
-	waitPod(t, ns, pod.Name, "crasher restarted", func(p *corev1.Pod) bool {
+	node := waitPod(t, ns, pod.Name, "crasher restarted", func(p *corev1.Pod) bool {
 		for _, s := range p.Status.ContainerStatuses {
 			if s.Name == "crasher" && s.RestartCount >= 1 && s.State.Running != nil {
 				return true
 			}
 		}
 		return false
-	})
+	}).Spec.NodeName
 
 	out, _, code := kubectlKubelet(t, c, "", "-n", ns, "logs", pod.Name, "-c", "ticker", "--tail", "2")
 	if lines := strings.Split(strings.TrimSpace(out), "\n"); code != 0 || len(lines) != 2 || !strings.HasPrefix(lines[0], "tick-") {
@@ -150,6 +150,20 @@ func TestKubeletLogsExec(t *testing.T) {
 	}
 	if ee, ok := werr.(*exec.ExitError); !ok || ee.ExitCode() != 5 {
 		t.Errorf("exec -it exit = %v, want 5", werr)
+	}
+
+	// healthz, pods and stats/summary through the apiserver's node proxy.
+	out, _, code = kubectlKubelet(t, c, "", "get", "--raw", "/api/v1/nodes/"+node+"/proxy/healthz")
+	if code != 0 || strings.TrimSpace(out) != "ok" {
+		t.Errorf("node proxy healthz = %q (exit %d)", out, code)
+	}
+	out, _, code = kubectlKubelet(t, c, "", "get", "--raw", "/api/v1/nodes/"+node+"/proxy/pods")
+	if code != 0 || !strings.Contains(out, `"name":"`+pod.Name+`"`) {
+		t.Errorf("node proxy /pods (exit %d) does not list %s", code, pod.Name)
+	}
+	out, _, code = kubectlKubelet(t, c, "", "get", "--raw", "/api/v1/nodes/"+node+"/proxy/stats/summary")
+	if code != 0 || !strings.Contains(out, `"name":"ticker"`) || !strings.Contains(out, "usageCoreNanoSeconds") {
+		t.Errorf("node proxy /stats/summary (exit %d) lacks the ticker container's CPU", code)
 	}
 
 	// A user without pods/exec is refused by the apiserver.
