@@ -35,8 +35,15 @@ for c in "${cmds[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
 
 say "building ${cmds[*]} $version into $out (first time only; about 10 minutes on 2 cores)"
 say "step 1/3: download modules"
-go mod download k8s.io/kubernetes
-total=$(go list -deps "${pkgs[@]}" | wc -l)
+dl=$(mktemp)
+if ! total=$(go list -deps "${pkgs[@]}" 2>"$dl" | wc -l) || grep -qv '^go: downloading' "$dl"; then
+  cat "$dl" >&2
+  rm -f "$dl"
+  say "listing the packages failed"
+  exit 1
+fi
+say "downloaded $(wc -l <"$dl") modules"
+rm -f "$dl"
 say "step 2/3: compile $total packages"
 
 minor=$(echo "$version" | cut -d. -f2)
@@ -45,7 +52,8 @@ for v in gitVersion=$version gitMajor=1 gitMinor=$minor gitTreeState=clean; do
   ldflags="$ldflags -X k8s.io/component-base/version.$v"
 done
 tmp=$(mktemp -d "$out/.build.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
+ticker="" build=""
+trap 'kill $ticker $build 2>/dev/null; rm -rf "$tmp"' EXIT
 # -v names each package as it is compiled (cached ones are not named): count them for progress.
 progress="$tmp/progress"
 : >"$progress"
