@@ -51,14 +51,15 @@ type ContainerRef struct {
 	w    *podWorker
 	sb   StreamingSandbox
 	spec ContainerSpec
+	run  *run // the instance current at lookup; nil when none had started
 }
 
-// Running reports whether the container's current instance still runs.
+// Running reports whether the instance that was current at lookup (the one writing LogPath)
+// still runs: a followed log ends when it exits, even if the container restarts.
 func (r ContainerRef) Running() bool {
 	r.w.mu.Lock()
 	defer r.w.mu.Unlock()
-	c := r.w.find(r.Container)
-	return c != nil && c.cur.running()
+	return r.run.running()
 }
 
 // Exec runs cmd inside the running container (its network and mount namespaces, user and
@@ -123,7 +124,7 @@ func (k *Kubelet) Container(namespace, pod, container string) (ContainerRef, err
 	}
 	ref.sb, ref.LogPath, ref.PreviousLogPath = sb, sb.LogPath(container), sb.PreviousLogPath(container)
 	if c.cur != nil {
-		ref.spec = c.cur.spec
+		ref.spec, ref.run = c.cur.spec, c.cur
 		if c.cur.running() {
 			ref.Pid = c.cur.proc.Pid()
 		}
