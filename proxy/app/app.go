@@ -163,7 +163,7 @@ func New(cfg config.Config, opts Options) (*App, error) {
 }
 
 func (a *App) newDirection(d record.Direction, addrs []string, opaque []uint16, r router) (*direction, error) {
-	var prof http1.Profiles
+	var prof target.Profiles
 	if d == record.Outbound && a.dest != nil {
 		prof = a.dest
 	}
@@ -179,7 +179,7 @@ func (a *App) newDirection(d record.Direction, addrs []string, opaque []uint16, 
 	if err != nil {
 		return nil, err
 	}
-	var h2prof h2.Profiles
+	var h2prof target.Profiles
 	if prof != nil {
 		h2prof = prof
 	}
