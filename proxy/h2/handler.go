@@ -114,11 +114,7 @@ func (h *connHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer p.finish(x)
 
 	ctx := r.Context()
-	var prof *profile.Profile
-	if p.cfg.Profiles != nil {
-		prof = p.cfg.Profiles.Profile(ctx, r.Host, h.orig)
-	}
-	ep, err := p.cfg.Router.Route(ctx, r.Host, h.orig)
+	prof, ep, err := pipeline.Route(ctx, p.cfg.Router, p.cfg.Profiles, r.Host, h.orig)
 	if err != nil {
 		p.fail(w, rec, grpc, start, err)
 		return

@@ -8,7 +8,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/weftmesh/weft/proxy/pipeline"
-	"github.com/weftmesh/weft/proxy/profile"
 	"github.com/weftmesh/weft/proxy/proxyerr"
 	"github.com/weftmesh/weft/proxy/record"
 )
@@ -41,11 +40,7 @@ func (p *Proxy) handle(ctx *fasthttp.RequestCtx) {
 	}
 
 	authority := b2s(ctx.Request.Header.Host())
-	var prof *profile.Profile
-	if p.cfg.Profiles != nil {
-		prof = p.cfg.Profiles.Profile(c.ctx, authority, c.orig)
-	}
-	ep, err := p.cfg.Router.Route(c.ctx, authority, c.orig)
+	prof, ep, err := pipeline.Route(c.ctx, p.cfg.Router, p.cfg.Profiles, authority, c.orig)
 	if err != nil {
 		rec.Peer.Authority = authority
 		rec.Peer.TargetAddr = ""

@@ -84,6 +84,16 @@ type Request struct {
 	Orig      netip.AddrPort
 }
 
+// Route is the one routing call of a request: profiles (nil: none) gives
+// the profile and the endpoint in one lookup, else router the endpoint.
+func Route(ctx context.Context, router target.Router, profiles target.Profiles, authority string, orig netip.AddrPort) (*profile.Profile, target.Endpoint, error) {
+	if profiles != nil {
+		return profiles.RouteProfile(ctx, authority, orig)
+	}
+	ep, err := router.Route(ctx, authority, orig)
+	return nil, ep, err
+}
+
 // Begin matches rec's method and path against prof (nil: no profile),
 // starts the retry state and computes the deadline: the route timeout, or
 // headerTimeout (0: none) when it ends first. rec.Route is set.

@@ -24,11 +24,13 @@ type Dialer interface {
 	Dial(ctx context.Context, ep Endpoint) (net.Conn, error)
 }
 
-// Profiles looks up the destination profile of a request (routes, response
-// classes, timeouts, retries); nil when there is none. destclient.Client
+// Profiles is the one routing call of an HTTP request with a destination
+// profile: the target's profile (routes, response classes, timeouts,
+// retries; nil when there is none) and the first attempt's endpoint, from
+// one destination lookup. Retries ask the Router. destclient.Client
 // implements it.
 type Profiles interface {
-	Profile(ctx context.Context, authority string, orig netip.AddrPort) *profile.Profile
+	RouteProfile(ctx context.Context, authority string, orig netip.AddrPort) (*profile.Profile, Endpoint, error)
 }
 
 // Observer receives one record per HTTP exchange and must not retain it.
