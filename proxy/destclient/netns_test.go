@@ -148,4 +148,5 @@ func (x *rtExchange) Canceled() bool             { return x.req.Context().Err() 
 func (x *rtExchange) Done() <-chan struct{}      { return x.req.Context().Done() }
 func (x *rtExchange) Replayable() bool           { return true }
 func (x *rtExchange) Rewind() bool               { return true }
+func (x *rtExchange) Unread() bool               { return true }
 func (x *rtExchange) Routed(ep *target.Endpoint) {}

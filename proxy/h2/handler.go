@@ -76,6 +76,11 @@ func (x *exchange) Replayable() bool {
 		(!x.grpc && x.src.complete(r.ContentLength) || x.grpc && x.src.singleMessage())
 }
 
+func (x *exchange) Unread() bool {
+	r := x.r
+	return r.ContentLength == 0 && r.Body == http.NoBody || x.replay != nil && x.replay.Buffered() == 0
+}
+
 func (x *exchange) Rewind() bool {
 	if x.replay == nil {
 		return true
@@ -139,7 +144,7 @@ func (h *connHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hasBody := r.ContentLength != 0 || r.Body != http.NoBody
 	if hasBody {
 		x.body = r.Body
-		if x.req.Retry.MayRetry() && r.ContentLength <= profile.MaxReplayBody {
+		if (x.req.Retry.MayRetry() || ep.Load != nil) && r.ContentLength <= profile.MaxReplayBody {
 			// Not pooled: a transport goroutine may still be reading
 			// it after the handler returned.
 			x.src = &bodyReader{r: r.Body}

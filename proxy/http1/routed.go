@@ -45,6 +45,10 @@ func (x *exchange) Replayable() bool {
 	return !x.hasBody || x.replay != nil && x.replay.Replayable()
 }
 
+func (x *exchange) Unread() bool {
+	return !x.hasBody || x.replay != nil && x.replay.Buffered() == 0
+}
+
 func (x *exchange) Rewind() bool {
 	if x.replay == nil {
 		return true
@@ -67,10 +71,12 @@ func (p *Proxy) forwardRouted(ctx *fasthttp.RequestCtx, c *conn, prof *profile.P
 	req := &ctx.Request
 	x := &c.x
 	*x = exchange{p: p, c: c, out: req, resp: &ctx.Response, hasBody: req.IsBodyStream(), cl: req.Header.ContentLength()}
-	if x.hasBody && r.Retry.MayRetry() && x.cl <= profile.MaxReplayBody {
+	if x.hasBody && (r.Retry.MayRetry() || ep.Load != nil) && x.cl <= profile.MaxReplayBody {
 		// The server's body stream must stay with the server's request
 		// (fasthttp releases it on SetBodyStream): attempts go out on a
-		// copy whose body reads through the replay buffer.
+		// copy whose body reads through the replay buffer. A balanced
+		// request gets one too: a connect failure sends it to another
+		// endpoint.
 		x.replay = profile.NewReplay(req.BodyStream())
 		defer x.replay.Release()
 		x.out = fasthttp.AcquireRequest()

@@ -58,6 +58,10 @@ type Exchange interface {
 	Replayable() bool
 	// Rewind prepares the body for the next attempt; false when it cannot.
 	Rewind() bool
+	// Unread reports whether no byte of the request body was read by an
+	// attempt yet (true without a body): the request can go to another
+	// endpoint after a connect failure even when it is not Replayable.
+	Unread() bool
 	// Routed records the endpoint a retry was sent to.
 	Routed(ep *target.Endpoint)
 }
@@ -140,6 +144,9 @@ func (p *Pipeline) Run(x Exchange, r *Request, ep target.Endpoint) error {
 			rec.Retries = r.Retry.Retries()
 			return proxyerr.New(proxyerr.Canceled, ErrCanceled)
 		}
+		if p.connectRetry(x, r, &ep, err) {
+			continue
+		}
 		if rec.Route != "" {
 			p.observeAttempt(rec, status, err, failed)
 		}
@@ -169,6 +176,33 @@ func (p *Pipeline) Run(x Exchange, r *Request, ep target.Endpoint) error {
 		ep = next
 		x.Routed(&ep)
 	}
+}
+
+// MaxConnectRetries bounds the connect retries of one request.
+const MaxConnectRetries = 3
+
+// connectRetry sends a request whose connection failed before any byte of
+// it was written (refused, reset or failed handshake on connect: kind
+// proxyerr.Connect) to another endpoint of the balancer, whatever its
+// method: the endpoint never saw it. No back-off, no budget; bounded by
+// MaxConnectRetries and the deadline, counted in rec.ConnectRetries. It
+// reports whether ep now holds the next attempt's endpoint.
+func (p *Pipeline) connectRetry(x Exchange, r *Request, ep *target.Endpoint, err error) bool {
+	if err == nil || ep.Load == nil || p.Router == nil || r.Rec.ConnectRetries >= MaxConnectRetries ||
+		proxyerr.KindOf(err) != proxyerr.Connect || r.remaining() == time.Nanosecond {
+		return false
+	}
+	if !x.Unread() && !x.Replayable() || !x.Rewind() {
+		return false
+	}
+	next, rerr := p.Router.Route(r.Ctx, r.Authority, r.Orig)
+	if rerr != nil {
+		return false
+	}
+	r.Rec.ConnectRetries++
+	*ep = next
+	x.Routed(ep)
+	return true
 }
 
 // remaining is the time left before the deadline; 0 means no deadline, a
