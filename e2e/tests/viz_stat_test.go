@@ -187,10 +187,12 @@ func vizWorkload(t *testing.T, ns, name string, c corev1.Container) {
 }
 
 // waitVizRequests polls `weft viz stat deploy -o json` until name's row has
-// served at least 90 % of want requests, and returns it.
+// served at least 90 % of want requests and its count has not moved for two
+// scrape intervals (the last requests' tick is in), and returns it.
 func waitVizRequests(t *testing.T, c *cli, ns, name string, want int) window.Row {
 	t.Helper()
 	var row window.Row
+	var changed time.Time
 	waitFor(t, 2*time.Minute, fmt.Sprintf("viz to count %d requests of deploy/%s", want, name), func(ctx context.Context) (bool, string, error) {
 		cmd := c.command(ctx, []string{"weft", "viz", "stat", "deploy", "-n", ns, "-t", "10m", "-o", "json"})
 		out, err := cmd.Output()
@@ -203,8 +205,11 @@ func waitVizRequests(t *testing.T, c *cli, ns, name string, want int) window.Row
 		}
 		for _, r := range rows {
 			if r.Name == name {
+				if r.Requests != row.Requests || changed.IsZero() {
+					changed = time.Now()
+				}
 				row = r
-				return r.Requests >= 0.9*float64(want), fmt.Sprintf("%.0f requests", r.Requests), nil
+				return r.Requests >= 0.9*float64(want) && time.Since(changed) >= 2*vizScrape, fmt.Sprintf("%.0f requests", r.Requests), nil
 			}
 		}
 		return false, "no row yet", nil
