@@ -33,7 +33,7 @@ func selfTest(ctx context.Context, e *Env, p *corev1.Pod, port int) (ctlserver.R
 	return rep, nil
 }
 
-// selfTestResult returns the named result of every ready pod of a
+// eachSelfTest reads the named self-test result of every ready pod of a
 // component, calling f for each; f returns a problem or "". It fails when
 // no pod is ready or a pod cannot be asked.
 func eachSelfTest(ctx context.Context, e *Env, comp string, port int, test string,
