@@ -46,7 +46,7 @@ func destinationReady(ctx context.Context, e *Env) Finding {
 		return fail("no destination pod is ready", podsHint(e, "destination"))
 	}
 	if len(bad) > 0 {
-		return fail(joinLines(bad), logsHint(e, manifests.DestinationName, "destination"))
+		return fail(list(bad), logsHint(e, manifests.DestinationName, "destination"))
 	}
 	return ok("")
 }
@@ -66,7 +66,7 @@ func destinationSelfTest(test string) func(context.Context, *Env) Finding {
 			return fail(err.Error(), podsHint(e, "destination"))
 		}
 		if len(problems) > 0 {
-			return fail(joinLines(problems), logsHint(e, manifests.DestinationName, "destination"))
+			return fail(list(problems), logsHint(e, manifests.DestinationName, "destination"))
 		}
 		return ok("")
 	}

@@ -147,7 +147,7 @@ func identityIssuerLoaded(ctx context.Context, e *Env) Finding {
 		return fail(err.Error(), podsHint(e, "identity"))
 	}
 	if len(problems) > 0 {
-		return fail(joinLines(problems), "identity reloads the Secret when it changes; if it does not: `kubectl -n "+e.ControlPlaneNS+" rollout restart deployment "+manifests.IdentityName+"`")
+		return fail(list(problems), "identity reloads the Secret when it changes; if it does not: `kubectl -n "+e.ControlPlaneNS+" rollout restart deployment "+manifests.IdentityName+"`")
 	}
 	return ok("")
 }

@@ -96,7 +96,7 @@ func injectorTLS(ctx context.Context, e *Env) Finding {
 		return fail(err.Error(), podsHint(e, "proxy-injector"))
 	}
 	if len(problems) > 0 {
-		return fail(joinLines(problems), reinstallHint(e))
+		return fail(list(problems), reinstallHint(e))
 	}
 	return ok("")
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -76,5 +75,3 @@ func logsHint(e *Env, deploy, container string) string {
 func podsHint(e *Env, comp string) string {
 	return "kubectl -n " + e.ControlPlaneNS + " get pods -l " + manifests.LabelComponent + "=" + comp
 }
-
-func joinLines(s []string) string { return strings.Join(s, "\n") }
