@@ -108,15 +108,7 @@ func podSpec(v *Values, comp component) corev1.PodSpec {
 			},
 			Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse(controllerMemoryLimit)},
 		},
-		SecurityContext: &corev1.SecurityContext{
-			RunAsNonRoot:             ptr(true),
-			RunAsUser:                ptr(int64(controllerUID)),
-			RunAsGroup:               ptr(int64(controllerUID)),
-			AllowPrivilegeEscalation: ptr(false),
-			ReadOnlyRootFilesystem:   ptr(true),
-			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-		},
+		SecurityContext:          controllerSecurity(),
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 		VolumeMounts:             comp.mounts,
 	}
@@ -144,6 +136,20 @@ func podSpec(v *Values, comp component) corev1.PodSpec {
 		}}
 	}
 	return spec
+}
+
+// controllerSecurity is the security context of every weft-controller
+// container: non-root, read-only, no capabilities.
+func controllerSecurity() *corev1.SecurityContext {
+	return &corev1.SecurityContext{
+		RunAsNonRoot:             ptr(true),
+		RunAsUser:                ptr(int64(controllerUID)),
+		RunAsGroup:               ptr(int64(controllerUID)),
+		AllowPrivilegeEscalation: ptr(false),
+		ReadOnlyRootFilesystem:   ptr(true),
+		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
 }
 
 func pdb(v *Values, comp component) *policyv1.PodDisruptionBudget {

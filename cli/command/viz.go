@@ -1,51 +1,67 @@
 package command
 
 import (
-	"errors"
-	"fmt"
-	"time"
-
 	"github.com/spf13/cobra"
 
-	"github.com/weftmesh/weft/viz/stat"
+	"github.com/weftmesh/weft/manifests"
 )
 
 func vizCmd(g *globals) *cobra.Command {
-	viz := &cobra.Command{Use: "viz", Short: "Traffic figures of meshed workloads"}
-	var window time.Duration
-	st := &cobra.Command{
-		Use:   "stat",
-		Short: "Success rate, requests per second and latency per workload, read from the proxies",
-		Long: `stat reads every meshed pod's proxy metrics (through the API server's pod proxy) twice,
---window apart, and prints per workload: meshed pods, success rate, requests per second and
-latency percentiles of the requests the workload served, and its open TCP connections.`,
-		Example: "  weft viz stat -n demo\n  weft viz stat -n demo --window 30s",
-		Args:    cobra.NoArgs,
+	viz := &cobra.Command{
+		Use:   "viz",
+		Short: "Traffic figures of meshed workloads (the viz extension)",
+		Long: `viz installs the viz extension, which keeps a rolling window of every meshed
+proxy's metrics, and reads it: stat, routes and edges answer at once from the
+window (see docs/viz.md). Without the extension, stat measures directly.`,
+	}
+	viz.AddCommand(vizInstallCmd(), vizUninstallCmd(), vizStatCmd(g), vizRoutesCmd(g), vizEdgesCmd(g))
+	return viz
+}
+
+func vizInstallCmd() *cobra.Command {
+	v := manifests.DefaultVizValues()
+	cmd := &cobra.Command{
+		Use:   "install",
+		Short: "Print the viz extension as YAML for kubectl apply",
+		Long: `Print the viz extension's manifests (namespace ` + manifests.VizNamespace + `, one meshed Deployment
+running weft-controller viz, read-only RBAC on pods and services, and the
+Service weft viz commands reach through the API server's service proxy):
+
+  weft viz install | kubectl apply -f -
+
+Install weft first: the viz pod is meshed by weft's injector.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if window < time.Second || window > 5*time.Minute {
-				return fmt.Errorf("--window %s is out of range [1s, 5m]", window)
-			}
-			cs, err := g.client()
+			out, err := manifests.RenderViz(v)
 			if err != nil {
 				return err
 			}
-			ns := g.namespace
-			if ns == "" {
-				ns = "default"
-			}
-			rows, err := stat.Collect(cmd.Context(), cs, ns, window, stat.APIServerProxy{Client: cs})
-			if len(rows) == 0 && err == nil {
-				err = errors.New("no running pods in namespace " + ns)
-			}
-			if len(rows) > 0 {
-				if werr := stat.WriteTable(cmd.OutOrStdout(), rows); werr != nil {
-					return werr
-				}
-			}
+			_, err = cmd.OutOrStdout().Write(out)
 			return err
 		},
 	}
-	st.Flags().DurationVar(&window, "window", 10*time.Second, "how long to measure")
-	viz.AddCommand(st)
-	return viz
+	f := cmd.Flags()
+	f.StringVar(&v.ControllerImage, "controller-image", v.ControllerImage, "controller image, without tag")
+	f.StringVar(&v.ControllerVersion, "controller-version", v.ControllerVersion, "controller image tag")
+	f.DurationVar(&v.ScrapeInterval, "scrape-interval", v.ScrapeInterval, "time between scrapes of every proxy (the window's resolution)")
+	f.DurationVar(&v.Window, "window", v.Window, "how far back the metrics window reaches")
+	f.StringVar(&v.CPURequest, "cpu-request", v.CPURequest, "CPU request of the viz container")
+	f.StringVar(&v.MemoryRequest, "memory-request", v.MemoryRequest, "memory request of the viz container")
+	f.StringVar(&v.MemoryLimit, "memory-limit", v.MemoryLimit, "memory limit of the viz container (see docs/viz.md for sizing)")
+	return cmd
+}
+
+func vizUninstallCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "uninstall",
+		Short: "Print what to delete to remove the viz extension, for kubectl delete",
+		Long: `Print the viz extension's cluster-wide RBAC and its namespace as YAML stubs:
+
+  weft viz uninstall | kubectl delete -f -`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := cmd.OutOrStdout().Write(manifests.UninstallViz())
+			return err
+		},
+	}
 }

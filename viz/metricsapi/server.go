@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -30,8 +31,18 @@ import (
 // AdminPort is the proxies' admin port, which serves /metrics.
 const AdminPort = 4191
 
-// Port is the port the API listens on in the viz Deployment.
-const Port = 8084
+// Port is the port the API listens on in the viz Deployment; AdminAddrPort
+// serves /ready, /live and /metrics.
+const (
+	Port          = 8084
+	AdminAddrPort = 9994
+)
+
+// Defaults of Config.Interval and Config.Span.
+const (
+	DefaultInterval = 10 * time.Second
+	DefaultSpan     = time.Hour
+)
 
 // Config configures a Server.
 type Config struct {
@@ -46,6 +57,11 @@ type Config struct {
 	Scrape func(ctx context.Context, pod *corev1.Pod) (io.ReadCloser, error)
 	// Concurrency is how many pods are scraped at once (default 32).
 	Concurrency int
+	// ListenAddr of the query API (default ":8084"); AdminAddr of /ready,
+	// /live and /metrics (default ":9994"). Used by Run only.
+	ListenAddr, AdminAddr string
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
 }
 
 // Server owns the window and its scraper.
@@ -55,6 +71,8 @@ type Server struct {
 	pods listersv1.PodLister
 	svcs listersv1.ServiceLister
 	fact informers.SharedInformerFactory
+
+	synced chan struct{} // closed once the informers have synced
 
 	mu        sync.Mutex
 	lastErrs  int
@@ -67,19 +85,28 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("metricsapi: Config.Client is required")
 	}
 	if cfg.Interval == 0 {
-		cfg.Interval = 10 * time.Second
+		cfg.Interval = DefaultInterval
 	}
 	if cfg.Interval < time.Second {
 		return nil, fmt.Errorf("metricsapi: scrape interval %s is below 1s", cfg.Interval)
 	}
 	if cfg.Span == 0 {
-		cfg.Span = time.Hour
+		cfg.Span = DefaultSpan
 	}
 	if cfg.Span < cfg.Interval {
 		return nil, fmt.Errorf("metricsapi: window span %s is shorter than the interval %s", cfg.Span, cfg.Interval)
 	}
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 32
+	}
+	if cfg.ListenAddr == "" {
+		cfg.ListenAddr = ":" + strconv.Itoa(Port)
+	}
+	if cfg.AdminAddr == "" {
+		cfg.AdminAddr = ":" + strconv.Itoa(AdminAddrPort)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
 	}
 	if cfg.Scrape == nil {
 		hc := &http.Client{Timeout: cfg.Interval}
@@ -101,7 +128,7 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	fact := informers.NewSharedInformerFactory(cfg.Client, 0)
-	s := &Server{cfg: cfg, fact: fact,
+	s := &Server{cfg: cfg, fact: fact, synced: make(chan struct{}),
 		win:  window.New(window.Config{Interval: cfg.Interval, Span: cfg.Span, MaxSeries: cfg.MaxSeries}),
 		pods: fact.Core().V1().Pods().Lister(), svcs: fact.Core().V1().Services().Lister()}
 	return s, nil
@@ -110,14 +137,15 @@ func New(cfg Config) (*Server, error) {
 // Window is the server's window (for tests and the dashboard).
 func (s *Server) Window() *window.Window { return s.win }
 
-// Run syncs the informers and scrapes every interval until ctx ends.
-func (s *Server) Run(ctx context.Context) error {
+// Scrape syncs the informers and scrapes every interval until ctx ends.
+func (s *Server) Scrape(ctx context.Context) error {
 	s.fact.Start(ctx.Done())
 	for typ, ok := range s.fact.WaitForCacheSync(ctx.Done()) {
 		if !ok {
 			return fmt.Errorf("metricsapi: sync %v informer: %w", typ, ctx.Err())
 		}
 	}
+	close(s.synced)
 	t := time.NewTicker(s.cfg.Interval)
 	defer t.Stop()
 	for {

@@ -90,6 +90,10 @@ func Collect(ctx context.Context, client kubernetes.Interface, namespace string,
 			owner[p] = r
 		}
 	}
+	if len(rows) == 0 {
+		// Nothing runs: no need to wait the window to say so.
+		return nil, nil
+	}
 	first, errs1 := scrapeAll(ctx, scr, meshed)
 	select {
 	case <-ctx.Done():

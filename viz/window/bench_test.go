@@ -120,19 +120,23 @@ func BenchmarkWindowMemory(b *testing.B) {
 		type kp struct {
 			k Key
 			p Point
+			s *series
 		}
 		var last []kp
 		for k, s := range w.series {
-			last = append(last, kp{k, s.points[len(s.points)-1]})
+			var p Point
+			s.point(s.slot(s.n-1), &p)
+			p.Buckets = append([]byte(nil), p.Buckets...)
+			last = append(last, kp{k: k, p: p})
 		}
 		w.mu.Unlock()
 		for range w.ticks() - 1 {
 			tick := w.Begin(time.Now())
 			w.mu.Lock()
-			for _, x := range last {
-				p := x.p
+			for i := range last {
+				p := last[i].p
 				p.Tick = tick
-				w.add(x.k, &p)
+				w.addTo(&last[i].s, last[i].k, &p)
 			}
 			w.mu.Unlock()
 		}

@@ -1,15 +1,14 @@
 package window
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"math"
+	"sync"
 	"time"
-
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/weftmesh/weft/proxy/metrics"
 )
@@ -38,11 +37,33 @@ func bucketIndex(le float64) int {
 	return NumBuckets - 1
 }
 
-// cumulative holds one pod's counters for one Key, summed over status codes.
-type cumulative struct {
+// maxLine bounds one exposition line.
+const maxLine = 1 << 20
+
+// counters are one pod's cumulative counters for one Key, summed over the
+// label values the Key does not keep (status codes, target addresses).
+type counters struct {
 	req, ok, areq, aok, opened, read, written, open float64
-	buckets                                         [NumBuckets]float64
 }
+
+// podEntry is one Key of one pod: its counters at this and the previous
+// scrape, and the series they feed (cached; looked up again once dead).
+type podEntry struct {
+	key               Key
+	workload, rollup  *series
+	cur, prev         counters
+	hist              *[2][NumBuckets]float64 // cur, prev; HTTP and Route only
+	curSeen, prevSeen bool
+}
+
+// podState is what the window keeps of a pod between scrapes.
+type podState struct {
+	index    map[string]int32 // sample signature → entries
+	entries  []podEntry
+	baseline bool // a first scrape was taken
+}
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // Begin starts a new tick (one scrape round) at now and trims points that
 // fell out of the span. It returns the tick to pass to Ingest.
@@ -55,190 +76,200 @@ func (w *Window) Begin(now time.Time) int64 {
 	w.tick++
 	oldest := w.tick - w.ticks()
 	for k, s := range w.series {
-		i := 0
-		for i < len(s.points) && s.points[i].Tick <= oldest {
-			i++
-		}
-		if i > 0 {
-			s.points = append(s.points[:0], s.points[i:]...)
-		}
-		if len(s.points) == 0 {
+		s.trim(oldest)
+		if s.n == 0 {
+			s.dead = true
 			delete(w.series, k)
 		}
 	}
 	return w.tick
 }
 
-// Ingest adds one pod's scrape, taken at tick, to the window.
+// Ingest adds one pod's scrape, taken at tick, to the window. The body is
+// read before the window is locked; it is then parsed line by line
+// straight into the pod's counters (no metric families are built).
 func (w *Window) Ingest(tick int64, pod PodInfo, r io.Reader) error {
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := p.TextToMetricFamilies(r)
-	if err != nil {
-		return fmt.Errorf("parse metrics of %s/%s: %w", pod.Namespace, pod.Name, err)
+	buf := bufPool.Get().(*bytes.Buffer)
+	defer bufPool.Put(buf)
+	buf.Reset()
+	if _, err := buf.ReadFrom(r); err != nil {
+		return fmt.Errorf("read metrics of %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	cur := w.aggregate(pod, families)
 	id := pod.Namespace + "/" + pod.Name
-	prev, seen := w.prev[id]
-	w.prev[id] = cur
-	if !seen {
-		return nil // the baseline
+	ps := w.prev[id]
+	if ps == nil {
+		ps = &podState{index: map[string]int32{}}
+	}
+	if err := w.parseInto(ps, pod, buf.Bytes()); err != nil {
+		w.forget(ps)
+		return fmt.Errorf("parse metrics of %s/%s: %w", pod.Namespace, pod.Name, err)
+	}
+	w.prev[id] = ps
+	if !ps.baseline {
+		ps.baseline = true
+		w.forget(ps)
+		return nil
 	}
 	reset := false
-	for k, c := range cur {
-		if p := prev[k]; p != nil && wentBack(c, p) {
+	for i := range ps.entries {
+		if e := &ps.entries[i]; e.curSeen && e.prevSeen && wentBack(e) {
 			reset = true
 			break
 		}
 	}
-	for k, c := range cur {
-		var d Point
-		if p := prev[k]; p != nil && !reset {
-			d = diff(c, p)
-		} else {
-			d = diff(c, &cumulative{})
+	for i := range ps.entries {
+		e := &ps.entries[i]
+		if !e.curSeen {
+			continue
 		}
+		d := w.diff(e, e.prevSeen && !reset)
 		d.Tick = tick
 		if empty(&d) {
 			continue
 		}
-		w.add(k, &d)
-		if k.Family != Route {
-			w.add(Key{Family: k.Family, Namespace: k.Namespace, Kind: k.Kind, Name: k.Name, Pod: pod.Name, Dir: k.Dir}, &d)
+		w.addTo(&e.workload, e.key, &d)
+		if e.key.Family != Route {
+			w.addTo(&e.rollup, Key{Family: e.key.Family, Namespace: e.key.Namespace, Kind: e.key.Kind, Name: e.key.Name, Pod: w.intern([]byte(pod.Name)), Dir: e.key.Dir}, &d)
 		}
+	}
+	w.forget(ps)
+	return nil
+}
+
+// forget makes this scrape the previous one.
+func (w *Window) forget(ps *podState) {
+	for i := range ps.entries {
+		e := &ps.entries[i]
+		e.prev, e.prevSeen, e.cur, e.curSeen = e.cur, e.curSeen, counters{}, false
+		if e.hist != nil {
+			e.hist[1], e.hist[0] = e.hist[0], [NumBuckets]float64{}
+		}
+	}
+}
+
+// parseInto adds every kept sample of body to the pod's current counters.
+func (w *Window) parseInto(ps *podState, pod PodInfo, body []byte) error {
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	sc.Buffer(w.lineBuf[:0], maxLine)
+	p := &w.parser
+	var lastSig, lastSeries []byte
+	last := int32(-1)
+	below, sawInf := 0.0, false
+	for sc.Scan() {
+		ok, err := p.line(sc.Bytes())
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue
+		}
+		s := &p.s
+		if last < 0 || !bytes.Equal(s.sig, lastSig) {
+			last = w.entry(ps, pod, s)
+			lastSig = append(lastSig[:0], s.sig...)
+		}
+		e := &ps.entries[last]
+		e.curSeen = true
+		c := &e.cur
+		switch s.metric {
+		case mResponse, mRouteResponse:
+			c.req += s.value
+			if s.success {
+				c.ok += s.value
+			}
+		case mRouteActual:
+			c.areq += s.value
+			if s.success {
+				c.aok += s.value
+			}
+		case mLatencyBucket, mRouteBucket:
+			// Buckets are cumulative within one exposition series, whose
+			// lines are consecutive.
+			if !bytes.Equal(s.series, lastSeries) {
+				lastSeries, below, sawInf = append(lastSeries[:0], s.series...), 0, false
+			}
+			e.hist[0][bucketIndex(s.le)] += s.value - below
+			below, sawInf = s.value, sawInf || math.IsInf(s.le, 1)
+		case mLatencyCount, mRouteCount:
+			if bytes.Equal(s.series, lastSeries) && !sawInf {
+				e.hist[0][NumBuckets-1] += s.value - below
+				sawInf = true
+			}
+		case mTCPOpened:
+			c.opened += s.value
+		case mTCPOpen:
+			c.open += s.value
+		case mTCPRead:
+			c.read += s.value
+		case mTCPWritten:
+			c.written += s.value
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("read: %w", err)
 	}
 	return nil
 }
 
-func (w *Window) aggregate(pod PodInfo, families map[string]*dto.MetricFamily) map[Key]*cumulative {
-	cur := map[Key]*cumulative{}
-	get := func(f Family, m *dto.Metric) *cumulative {
-		k := w.key(f, pod, m)
-		c := cur[k]
-		if c == nil {
-			c = &cumulative{}
-			cur[k] = c
-		}
-		return c
+// entry returns the index of s's Key among the pod's entries, adding it.
+func (w *Window) entry(ps *podState, pod PodInfo, s *sample) int32 {
+	if i, ok := ps.index[string(s.sig)]; ok {
+		return i
 	}
-	for _, m := range families["response_total"].GetMetric() {
-		c := get(HTTP, m)
-		v := m.GetCounter().GetValue()
-		c.req += v
-		if label(m, "classification") == "success" {
-			c.ok += v
-		}
+	i := int32(len(ps.entries))
+	e := podEntry{key: w.keyOf(s, pod)}
+	if e.key.Family != TCP {
+		e.hist = new([2][NumBuckets]float64)
 	}
-	for _, m := range families["response_latency_ms"].GetMetric() {
-		addBuckets(get(HTTP, m), m.GetHistogram())
-	}
-	for _, m := range families["route_response_total"].GetMetric() {
-		c := get(Route, m)
-		v := m.GetCounter().GetValue()
-		c.req += v
-		if label(m, "classification") == "success" {
-			c.ok += v
-		}
-	}
-	for _, m := range families["route_actual_response_total"].GetMetric() {
-		c := get(Route, m)
-		v := m.GetCounter().GetValue()
-		c.areq += v
-		if label(m, "classification") == "success" {
-			c.aok += v
-		}
-	}
-	for _, m := range families["route_response_latency_ms"].GetMetric() {
-		addBuckets(get(Route, m), m.GetHistogram())
-	}
-	for _, m := range families["tcp_open_total"].GetMetric() {
-		get(TCP, m).opened += m.GetCounter().GetValue()
-	}
-	for _, m := range families["tcp_open_connections"].GetMetric() {
-		get(TCP, m).open += m.GetGauge().GetValue()
-	}
-	for _, m := range families["tcp_read_bytes_total"].GetMetric() {
-		get(TCP, m).read += m.GetCounter().GetValue()
-	}
-	for _, m := range families["tcp_write_bytes_total"].GetMetric() {
-		get(TCP, m).written += m.GetCounter().GetValue()
-	}
-	return cur
+	ps.entries = append(ps.entries, e)
+	ps.index[string(s.sig)] = i
+	return i
 }
 
-// addBuckets adds a cumulative histogram as per-bucket counts.
-func addBuckets(c *cumulative, h *dto.Histogram) {
-	below := 0.0
-	sawInf := false
-	for _, b := range h.GetBucket() {
-		n := float64(b.GetCumulativeCount())
-		c.buckets[bucketIndex(b.GetUpperBound())] += n - below
-		below = n
-		sawInf = sawInf || math.IsInf(b.GetUpperBound(), 1)
-	}
-	if !sawInf {
-		c.buckets[NumBuckets-1] += float64(h.GetSampleCount()) - below
-	}
-}
-
-var dstKinds = [...]struct{ label, kind string }{
-	{"dst_deployment", "Deployment"}, {"dst_statefulset", "StatefulSet"}, {"dst_daemonset", "DaemonSet"},
-	{"dst_job", "Job"}, {"dst_replicaset", "ReplicaSet"},
-}
-
-func (w *Window) key(f Family, pod PodInfo, m *dto.Metric) Key {
-	k := Key{Family: f, Namespace: w.intern(pod.Namespace), Kind: w.intern(pod.Kind), Name: w.intern(pod.Workload)}
-	for _, l := range m.GetLabel() {
-		v := l.GetValue()
-		switch l.GetName() {
-		case "direction":
-			k.Dir = w.intern(v)
-		case "authority", "dst":
-			k.Authority = w.intern(v)
-		case "tls":
-			k.TLS = v == "true"
-		case "client_id":
-			k.ClientID = w.intern(v)
-		case "server_id":
-			k.ServerID = w.intern(v)
-		case "dst_namespace":
-			k.DstNamespace = w.intern(v)
-		case "dst_service":
-			k.DstService = w.intern(v)
-		case "rt_route":
-			k.Route = w.intern(v)
-		case "dst_pod":
-			if k.DstKind == "" {
-				k.DstKind, k.DstName = "Pod", w.intern(v)
-			}
-		default:
-			for _, d := range dstKinds {
-				if l.GetName() == d.label && (k.DstKind == "" || k.DstKind == "Pod") {
-					k.DstKind, k.DstName = d.kind, w.intern(v)
-				}
-			}
+func (w *Window) keyOf(s *sample, pod PodInfo) Key {
+	l := &s.labels
+	k := Key{Family: s.metric.family(), Namespace: w.intern([]byte(pod.Namespace)), Kind: w.intern([]byte(pod.Kind)), Name: w.intern([]byte(pod.Workload)),
+		Dir: w.intern(l[lDirection]), Authority: w.intern(l[lAuthority]), TLS: string(l[lTLS]) == "true",
+		ClientID: w.intern(l[lClientID]), ServerID: w.intern(l[lServerID]), DstNamespace: w.intern(l[lDstNamespace]),
+		DstService: w.intern(l[lDstService]), Route: w.intern(l[lRoute])}
+	for _, d := range dstKinds {
+		if len(l[d.l]) > 0 {
+			k.DstKind, k.DstName = d.kind, w.intern(l[d.l])
+			break
 		}
 	}
 	return k
 }
 
-func label(m *dto.Metric, name string) string {
-	for _, l := range m.GetLabel() {
-		if l.GetName() == name {
-			return l.GetValue()
+// addTo adds d to k's series through the cached pointer *cache.
+func (w *Window) addTo(cache **series, k Key, d *Point) {
+	s := *cache
+	if s == nil || s.dead {
+		if s = w.series[k]; s == nil {
+			if len(w.series) >= w.cfg.MaxSeries {
+				w.dropped++
+				return
+			}
+			s = &series{key: k}
+			w.series[k] = s
 		}
+		*cache = s
 	}
-	return ""
+	s.add(d, int(w.ticks()))
 }
 
-func wentBack(c, p *cumulative) bool {
+func wentBack(e *podEntry) bool {
+	c, p := &e.cur, &e.prev
 	if c.req < p.req || c.ok < p.ok || c.areq < p.areq || c.aok < p.aok || c.opened < p.opened || c.read < p.read || c.written < p.written {
 		return true
 	}
-	for i := range c.buckets {
-		if c.buckets[i] < p.buckets[i] {
-			return true
+	if e.hist != nil {
+		for i := range e.hist[0] {
+			if e.hist[0][i] < e.hist[1][i] {
+				return true
+			}
 		}
 	}
 	return false
@@ -247,17 +278,29 @@ func wentBack(c, p *cumulative) bool {
 func sat32(v float64) uint32 { return uint32(min(max(v, 0), math.MaxUint32)) }
 func sat64(v float64) uint64 { return uint64(min(max(v, 0), math.MaxUint64/2)) }
 
-func diff(c, p *cumulative) Point {
+// diff is e's delta since the previous scrape (since zero without one, or
+// after a reset). Its Buckets alias the window's scratch space.
+func (w *Window) diff(e *podEntry, withPrev bool) Point {
+	c, p := &e.cur, &counters{}
+	if withPrev {
+		p = &e.prev
+	}
 	d := Point{
 		Requests: sat32(c.req - p.req), Success: sat32(c.ok - p.ok),
 		ActualRequests: sat32(c.areq - p.areq), ActualSuccess: sat32(c.aok - p.aok),
 		Opened: sat32(c.opened - p.opened), Open: sat32(c.open),
 		Read: sat64(c.read - p.read), Written: sat64(c.written - p.written),
 	}
-	for i := range c.buckets {
-		if n := sat32(c.buckets[i] - p.buckets[i]); n > 0 {
-			d.Buckets = binary.AppendUvarint(binary.AppendUvarint(d.Buckets, uint64(i)), uint64(n))
+	if e.hist != nil {
+		var sum [NumBuckets]uint64
+		for i, n := range e.hist[0] {
+			if withPrev {
+				n -= e.hist[1][i]
+			}
+			sum[i] = uint64(sat32(n))
 		}
+		w.bscratch = encodeBuckets(w.bscratch[:0], &sum)
+		d.Buckets = w.bscratch
 	}
 	return d
 }
@@ -266,7 +309,8 @@ func empty(d *Point) bool {
 	return d.Requests == 0 && d.ActualRequests == 0 && d.Opened == 0 && d.Open == 0 && d.Read == 0 && d.Written == 0 && len(d.Buckets) == 0
 }
 
-// eachBucket calls f for every (index, count) pair of encoded buckets.
+// eachBucket calls f for every (index, count) pair of encoded buckets; a
+// (0, 0) pair (slot padding) ends them.
 func eachBucket(b []byte, f func(i int, n uint64)) {
 	for len(b) > 0 {
 		i, n1 := binary.Uvarint(b)
@@ -274,52 +318,12 @@ func eachBucket(b []byte, f func(i int, n uint64)) {
 			return
 		}
 		c, n2 := binary.Uvarint(b[n1:])
-		if n2 <= 0 {
+		if n2 <= 0 || (i == 0 && c == 0) {
 			return
 		}
 		if i < uint64(NumBuckets) {
 			f(int(i), c)
 		}
 		b = b[n1+n2:]
-	}
-}
-
-// add merges d into k's series at d.Tick.
-func (w *Window) add(k Key, d *Point) {
-	s := w.series[k]
-	if s == nil {
-		if len(w.series) >= w.cfg.MaxSeries {
-			w.dropped++
-			return
-		}
-		s = &series{key: k}
-		w.series[k] = s
-	}
-	n := len(s.points)
-	if n == 0 || s.points[n-1].Tick != d.Tick {
-		p := *d
-		p.Buckets = append([]byte(nil), d.Buckets...)
-		s.points = append(s.points, p)
-		return
-	}
-	last := &s.points[n-1]
-	last.Requests += d.Requests
-	last.Success += d.Success
-	last.ActualRequests += d.ActualRequests
-	last.ActualSuccess += d.ActualSuccess
-	last.Opened += d.Opened
-	last.Open += d.Open
-	last.Read += d.Read
-	last.Written += d.Written
-	if len(d.Buckets) > 0 {
-		var sum [NumBuckets]uint64
-		eachBucket(last.Buckets, func(i int, n uint64) { sum[i] += n })
-		eachBucket(d.Buckets, func(i int, n uint64) { sum[i] += n })
-		last.Buckets = last.Buckets[:0]
-		for i, n := range sum {
-			if n > 0 {
-				last.Buckets = binary.AppendUvarint(binary.AppendUvarint(last.Buckets, uint64(i)), n)
-			}
-		}
 	}
 }

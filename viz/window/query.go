@@ -210,11 +210,7 @@ func (w *Window) Stat(q Query) []Row {
 			continue
 		}
 		a := get(ns, name)
-		for i := range s.points {
-			if p := &s.points[i]; p.Tick >= first && p.Tick <= last {
-				a.add(p, k, last, first)
-			}
-		}
+		s.each(first, last, func(p *Point) { a.add(p, k, last, first) })
 	}
 	pods := map[rowKey][2]int{}
 	if q.From == nil && q.Resource.Type != "svc" && q.Resource.Type != "authority" {

@@ -65,11 +65,7 @@ func (w *Window) Routes(q Query) []RouteRow {
 			a = &acc{}
 			accs[rk{name, k.Authority}] = a
 		}
-		for i := range s.points {
-			if p := &s.points[i]; p.Tick >= first && p.Tick <= last {
-				a.add(p, k, last, first)
-			}
-		}
+		s.each(first, last, func(p *Point) { a.add(p, k, last, first) })
 	}
 	out := make([]RouteRow, 0, len(accs))
 	for k, a := range accs {
@@ -158,11 +154,7 @@ func (w *Window) Edges(q Query) []Edge {
 		if k.ServerID != "" {
 			ids[e].ServerID = k.ServerID
 		}
-		for i := range s.points {
-			if p := &s.points[i]; p.Tick >= first && p.Tick <= last {
-				a.add(p, k, last, first)
-			}
-		}
+		s.each(first, last, func(p *Point) { a.add(p, k, last, first) })
 	}
 	// Client identities from the servers' inbound series.
 	for _, s := range w.series {

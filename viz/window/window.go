@@ -4,13 +4,17 @@
 // direction, authority, destination workload, identities and route, at a
 // fixed resolution (10 s by default) for a fixed span (1 h by default).
 //
-// Each scrape is aggregated per pod and label set into cumulative counters,
+// Each scrape is parsed line by line (no metric families are built) and
+// aggregated per pod and label set into cumulative counters,
 // differenced against the pod's previous scrape (a counter that went
 // backwards means the proxy restarted: the new value counts from zero, as
 // Prometheus' rate does) and added to the workload's series at the current
 // tick. A pod's first scrape only sets its baseline, so a pod that appears
-// never produces a spike. Series hold only the ticks that carried traffic
-// and are trimmed to the span; MaxSeries bounds their number.
+// never produces a spike. Series hold only the ticks that carried traffic,
+// in dense rings of fixed-size points (store.go) trimmed to the span;
+// label values are interned; MaxSeries bounds the number of series.
+// BenchmarkWindowMemory and BenchmarkScrapeRound measure the cost
+// (docs/viz.md has the figures).
 package window
 
 import (
@@ -57,11 +61,6 @@ type Point struct {
 	Buckets []byte
 }
 
-type series struct {
-	key    Key
-	points []Point // ascending Tick
-}
-
 // PodInfo is what the window knows of a pod from the informer.
 type PodInfo struct {
 	Namespace, Name, Kind, Workload string
@@ -87,11 +86,16 @@ type Window struct {
 	tick     int64     // the last tick ingested
 	start    time.Time // time of tick 0
 	series   map[Key]*series
-	prev     map[string]map[Key]*cumulative // by namespace/pod
+	prev     map[string]*podState // by namespace/pod
 	pods     []PodInfo
 	dropped  uint64
 	strs     map[string]string // interned label values
 	services map[string]string // ClusterIP:port → ns/name
+
+	// Scratch space of Ingest, used under mu.
+	parser   parser
+	lineBuf  [4096]byte
+	bscratch []byte
 }
 
 // New returns an empty window.
@@ -105,7 +109,7 @@ func New(cfg Config) *Window {
 	if cfg.MaxSeries <= 0 {
 		cfg.MaxSeries = 100_000
 	}
-	return &Window{cfg: cfg, series: map[Key]*series{}, prev: map[string]map[Key]*cumulative{}, strs: map[string]string{}, tick: -1}
+	return &Window{cfg: cfg, series: map[Key]*series{}, prev: map[string]*podState{}, strs: map[string]string{}, tick: -1}
 }
 
 // Interval is the window's resolution.
@@ -128,7 +132,7 @@ func (w *Window) Stats() Stats {
 	defer w.mu.RUnlock()
 	st := Stats{Series: len(w.series), Pods: len(w.prev), Dropped: w.dropped, Tick: w.tick}
 	for _, s := range w.series {
-		st.Points += len(s.points)
+		st.Points += s.n
 	}
 	return st
 }
@@ -150,10 +154,14 @@ func (w *Window) SetPods(pods []PodInfo) {
 	}
 }
 
-func (w *Window) intern(s string) string {
-	if v, ok := w.strs[s]; ok {
+// intern returns the window's copy of b as a string, so that label values
+// repeated across series and scrapes are stored once (and converting b does
+// not allocate once it is known).
+func (w *Window) intern(b []byte) string {
+	if v, ok := w.strs[string(b)]; ok {
 		return v
 	}
+	s := string(b)
 	if len(w.strs) < 1_000_000 {
 		w.strs[s] = s
 	}

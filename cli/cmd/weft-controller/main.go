@@ -1,5 +1,6 @@
 // Command weft-controller is weft's control plane: one binary whose
-// subcommands run the identity, destination and injector services.
+// subcommands run the identity, destination and injector services and the
+// viz extension.
 package main
 
 import (
@@ -24,7 +25,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(identityCmd(), destinationCmd(), injectorCmd())
+	root.AddCommand(identityCmd(), destinationCmd(), injectorCmd(), vizCmd())
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "weft-controller:", err)
 		os.Exit(1)
