@@ -164,9 +164,9 @@ func New(cfg config.Config, opts Options) (*App, error) {
 }
 
 func (a *App) newDirection(d record.Direction, addrs []string, opaque []uint16, r router) (*direction, error) {
-	var prof http1.Profiles
-	if d == record.Outbound && a.dest != nil {
-		prof = a.dest
+	var prof target.Profiles
+	if out, ok := r.(*outboundRouter); ok && a.dest != nil {
+		prof = profileRouter{dest: a.dest, out: out}
 	}
 	h1, err := http1.New(http1.Config{
 		Direction: d, Router: r, Dialer: a.dialH1, Observer: a.metrics, Profiles: prof,
@@ -180,12 +180,8 @@ func (a *App) newDirection(d record.Direction, addrs []string, opaque []uint16, 
 	if err != nil {
 		return nil, err
 	}
-	var h2prof h2.Profiles
-	if prof != nil {
-		h2prof = prof
-	}
 	hp, err := h2.New(h2.Config{
-		Direction: d, Router: r, Observer: a.metrics, Dialer: a.dialH2, Logger: a.log, Profiles: h2prof,
+		Direction: d, Router: r, Observer: a.metrics, Dialer: a.dialH2, Logger: a.log, Profiles: prof,
 		DialTimeout: a.cfg.ConnectTimeout, IdleTimeout: a.cfg.IdleTimeout,
 	})
 	if err != nil {

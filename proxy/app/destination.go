@@ -140,6 +140,19 @@ func (r *destResolver) Profile(ctx context.Context, authority string, orig netip
 	return r.dc.Profile(ctx, authority, orig)
 }
 
+// RouteProfile implements target.Profiles (one lookup); it does not wait
+// while the destination is down.
+func (r *destResolver) RouteProfile(ctx context.Context, authority string, orig netip.AddrPort) (*profile.Profile, target.Endpoint, error) {
+	if !r.down.Load() {
+		return r.dc.RouteProfile(ctx, authority, orig)
+	}
+	prof, ep, err := r.dc.RouteProfile(done, authority, orig)
+	if err != nil && errors.Is(err, context.Canceled) && ctx.Err() == nil {
+		ep, err = r.fallback.Resolve(authority, orig)
+	}
+	return prof, ep, err
+}
+
 // Close ends the subscriptions.
 func (r *destResolver) Close() error { return r.dc.Close() }
 

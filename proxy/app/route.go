@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/weftmesh/weft/proxy/discovery"
+	"github.com/weftmesh/weft/proxy/profile"
 	"github.com/weftmesh/weft/proxy/record"
 	"github.com/weftmesh/weft/proxy/target"
 )
@@ -34,10 +35,27 @@ func (r *outboundRouter) Route(ctx context.Context, authority string, orig netip
 	} else {
 		ep, err = r.res.Resolve(authority, orig)
 	}
-	if err == nil && r.meshed && ep.Identity != "" {
+	return r.label(ep), err
+}
+
+// label marks a meshed endpoint's traffic as mTLS to its identity.
+func (r *outboundRouter) label(ep target.Endpoint) target.Endpoint {
+	if r.meshed && ep.Identity != "" {
 		ep.Peer.TLS, ep.Peer.ServerID = true, ep.Identity
 	}
-	return ep, err
+	return ep
+}
+
+// profileRouter is the outbound target.Profiles over the destination: one
+// lookup for a request's profile and first endpoint.
+type profileRouter struct {
+	dest *destResolver
+	out  *outboundRouter
+}
+
+func (r profileRouter) RouteProfile(ctx context.Context, authority string, orig netip.AddrPort) (*profile.Profile, target.Endpoint, error) {
+	prof, ep, err := r.dest.RouteProfile(ctx, authority, orig)
+	return prof, r.out.label(ep), err
 }
 
 // peerKey carries the verified peer of an inbound mTLS connection to the

@@ -14,13 +14,14 @@ import (
 	"time"
 
 	"github.com/weftmesh/weft/internal/testnet"
-	"github.com/weftmesh/weft/proxy/profile/httpretry"
+	"github.com/weftmesh/weft/proxy/pipeline"
 	"github.com/weftmesh/weft/proxy/proxyerr"
+	"github.com/weftmesh/weft/proxy/record"
 	"github.com/weftmesh/weft/proxy/target"
 )
 
 // TestBalancesRealServers: the destination service names three replicas
-// running in network namespaces; requests through destclient + httpretry
+// running in network namespaces; requests through destclient + the pipeline
 // spread over all of them, the slow one gets the least, and a replica
 // removed from the Service gets no new requests.
 func TestBalancesRealServers(t *testing.T) {
@@ -47,17 +48,7 @@ func TestBalancesRealServers(t *testing.T) {
 	c := newClient(t, cp, nil)
 	tr := &http.Transport{MaxIdleConnsPerHost: 16}
 	t.Cleanup(tr.CloseIdleConnections)
-	x := &httpretry.Executor{Resolve: c, Send: func(ctx context.Context, ep *target.Endpoint, req *http.Request) (*http.Response, error) {
-		out := req.Clone(ctx)
-		out.URL = &url.URL{Scheme: "http", Host: ep.Addr.String(), Path: req.URL.Path}
-		out.RequestURI = ""
-		resp, err := tr.RoundTrip(out)
-		var op *net.OpError
-		if errors.As(err, &op) && op.Op == "dial" {
-			return nil, proxyerr.New(proxyerr.Connect, err)
-		}
-		return resp, err
-	}}
+	pipe := &pipeline.Pipeline{Router: resolveRouter{c}}
 	eventually(t, "three endpoints", func() bool { return c.lookup(booksName, booksOrig).bal.Len() == 3 })
 
 	run := func(total, workers int) map[string]int {
@@ -70,7 +61,7 @@ func TestBalancesRealServers(t *testing.T) {
 				defer wg.Done()
 				for i := 0; i < total/workers; i++ {
 					req, _ := http.NewRequest("GET", "http://"+booksName+"/books", nil)
-					resp, _, err := x.Do(req, booksOrig, c.Profile(context.Background(), booksName, booksOrig))
+					resp, err := sendThrough(pipe, c, tr, req)
 					if err != nil {
 						t.Error(err)
 						return
@@ -100,3 +91,62 @@ func TestBalancesRealServers(t *testing.T) {
 		t.Fatalf("removed replica still got requests: %v", got)
 	}
 }
+
+// resolveRouter is the Router the proxy's outbound side builds over a
+// Client.
+type resolveRouter struct{ c *Client }
+
+func (r resolveRouter) Route(ctx context.Context, authority string, orig netip.AddrPort) (target.Endpoint, error) {
+	return r.c.ResolveContext(ctx, authority, orig)
+}
+
+// sendThrough runs a bodiless req through the pipeline, over tr: the
+// smallest pipeline.Exchange.
+func sendThrough(pipe *pipeline.Pipeline, c *Client, tr *http.Transport, req *http.Request) (*http.Response, error) {
+	start := time.Now()
+	rec := &record.HTTP{Method: req.Method, Path: req.URL.Path, GRPCStatus: -1}
+	r := pipeline.Begin(c.Profile(context.Background(), booksName, booksOrig), rec, start, 0)
+	r.Ctx, r.Authority, r.Orig = context.Background(), booksName, booksOrig
+	ep, err := pipe.Router.Route(r.Ctx, booksName, booksOrig)
+	if err != nil {
+		return nil, err
+	}
+	x := &rtExchange{tr: tr, req: req}
+	if err := pipe.Run(x, &r, ep); err != nil {
+		return nil, err
+	}
+	return x.resp, nil
+}
+
+type rtExchange struct {
+	tr   *http.Transport
+	req  *http.Request
+	resp *http.Response
+}
+
+func (x *rtExchange) Send(ep *target.Endpoint, _ time.Time) (int, int, error) {
+	out := x.req.Clone(x.req.Context())
+	out.URL = &url.URL{Scheme: "http", Host: ep.Addr.String(), Path: x.req.URL.Path}
+	resp, err := x.tr.RoundTrip(out)
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return 0, -1, proxyerr.New(proxyerr.Connect, err)
+	}
+	if err != nil {
+		return 0, -1, err
+	}
+	x.resp = resp
+	return resp.StatusCode, -1, nil
+}
+
+func (x *rtExchange) Discard() {
+	if x.resp != nil {
+		x.resp.Body.Close()
+	}
+}
+func (x *rtExchange) Canceled() bool             { return x.req.Context().Err() != nil }
+func (x *rtExchange) Done() <-chan struct{}      { return x.req.Context().Done() }
+func (x *rtExchange) Replayable() bool           { return true }
+func (x *rtExchange) Rewind() bool               { return true }
+func (x *rtExchange) Unread() bool               { return true }
+func (x *rtExchange) Routed(ep *target.Endpoint) {}

@@ -39,6 +39,24 @@ func (c *Client) ResolveContext(ctx context.Context, authority string, orig neti
 	if s == nil {
 		return c.cfg.Fallback.Resolve(authority, orig)
 	}
+	return c.resolve(ctx, s, authority, orig)
+}
+
+// RouteProfile implements target.Profiles: Profile and ResolveContext with
+// one lookup of the target.
+func (c *Client) RouteProfile(ctx context.Context, authority string, orig netip.AddrPort) (*profile.Profile, target.Endpoint, error) {
+	s := c.lookup(authority, orig)
+	if s == nil {
+		ep, err := c.cfg.Fallback.Resolve(authority, orig)
+		return nil, ep, err
+	}
+	prof := c.profile(ctx, s)
+	ep, err := c.resolve(ctx, s, authority, orig)
+	return prof, ep, err
+}
+
+// resolve is ResolveContext for the subscription s.
+func (c *Client) resolve(ctx context.Context, s *sub, authority string, orig netip.AddrPort) (target.Endpoint, error) {
 	s.touch()
 	if p := s.prof.Load(); p != nil && p.Split != nil {
 		if o := c.override(p.Split.Pick(), s); o != nil {
@@ -120,6 +138,11 @@ func (c *Client) Profile(ctx context.Context, authority string, orig netip.AddrP
 	if s == nil {
 		return nil
 	}
+	return c.profile(ctx, s)
+}
+
+// profile is Profile for the subscription s.
+func (c *Client) profile(ctx context.Context, s *sub) *profile.Profile {
 	s.touch()
 	if s.profState.Load() != statePending {
 		return s.prof.Load()

@@ -54,7 +54,7 @@ func benchGRPCUnary(b *testing.B, viaProxy, routed bool) {
 			// and a load handle: the whole routed path.
 			ep.Load = &countingLoad{}
 			cfg = Config{Router: staticRouter{ep}, Observer: &nopRouteObserver{},
-				Profiles: staticProfiles{compileRoute(b, true, time.Minute)}}
+				Profiles: staticProfiles{compileRoute(b, true, time.Minute), staticRouter{ep}}}
 		}
 		_, addr = startProxy(b, cfg)
 	}

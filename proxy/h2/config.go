@@ -1,35 +1,14 @@
 package h2
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/netip"
 	"time"
 
 	"github.com/weftmesh/weft/proxy/record"
 	"github.com/weftmesh/weft/proxy/target"
 )
-
-// Router picks the endpoint for one request. It is implemented by the core's
-// discovery adapter and called once per request.
-type Router interface {
-	// Route picks the endpoint for one request; errors are *proxyerr.Error
-	// (NoEndpoints, ...).
-	Route(ctx context.Context, authority string, orig netip.AddrPort) (target.Endpoint, error)
-}
-
-// Observer receives one record per request/response exchange. It must not
-// retain the record after ObserveHTTP returns.
-type Observer interface{ ObserveHTTP(*record.HTTP) }
-
-// Dialer opens the connection to an endpoint. It is implemented by the core;
-// mTLS plugs in here later.
-type Dialer interface {
-	Dial(ctx context.Context, ep target.Endpoint) (net.Conn, error)
-}
 
 // Defaults of the Config limits.
 const (
@@ -50,16 +29,16 @@ type Config struct {
 	// Direction is reported in every record.
 	Direction record.Direction
 	// Router picks an endpoint per request. Required.
-	Router Router
+	Router target.Router
 	// Observer receives one record per exchange; nil records nothing. When
 	// it also implements RouteObserver it gets the rt_route records.
-	Observer Observer
+	Observer target.Observer
 	// Profiles looks up request profiles (routes, response classes,
 	// timeouts, retries); nil means no profiles: no route is matched and
 	// nothing is retried.
-	Profiles Profiles
+	Profiles target.Profiles
 	// Dialer opens upstream connections; nil dials plain TCP to ep.Addr.
-	Dialer Dialer
+	Dialer target.Dialer
 	// Logger receives connection-level events (flood cut-offs); nil uses
 	// slog.Default().
 	Logger *slog.Logger

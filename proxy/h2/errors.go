@@ -1,34 +1,34 @@
 package h2
 
 import (
+	"io"
 	"net/http"
 	"strconv"
 
+	"github.com/weftmesh/weft/proxy/pipeline"
 	"github.com/weftmesh/weft/proxy/proxyerr"
 )
 
 // writeError answers a request the proxy failed with err of kind k: an HTTP
 // status with the weft-proxy-error header, or, for gRPC, a trailers-only
 // response (HTTP 200, grpc-status, grpc-message) with the same header. The
-// status sent is returned; Canceled sends nothing and returns 0.
-func writeError(w http.ResponseWriter, grpc bool, k proxyerr.Kind, err error) (status, grpcCode int) {
-	if k == proxyerr.Canceled {
-		return 0, -1
-	}
+// status sent is returned. The body and grpc-message name the kind, never
+// the cause (which may hold internal addresses).
+func writeError(w http.ResponseWriter, grpc bool, k proxyerr.Kind) (status, grpcCode int) {
 	h := w.Header()
 	h[proxyerr.Header] = []string{k.String()}
 	if grpc {
 		code := int(k.GRPCCode())
 		h["Content-Type"] = []string{"application/grpc"}
 		h["Grpc-Status"] = []string{strconv.Itoa(code)}
-		h["Grpc-Message"] = []string{grpcEncodeMessage("weft-proxy: " + err.Error())}
+		h["Grpc-Message"] = []string{pipeline.GRPCMessage(k)}
 		w.WriteHeader(http.StatusOK)
 		return http.StatusOK, code
 	}
 	status = k.HTTPStatus()
 	h["Content-Type"] = []string{"text/plain; charset=utf-8"}
 	w.WriteHeader(status)
-	_, _ = w.Write([]byte(err.Error() + "\n"))
+	_, _ = io.WriteString(w, pipeline.ErrorBody(k))
 	return status, -1
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/net/http2"
 
+	"github.com/weftmesh/weft/proxy/pipeline"
 	"github.com/weftmesh/weft/proxy/profile"
 	"github.com/weftmesh/weft/proxy/proxyerr"
 	"github.com/weftmesh/weft/proxy/record"
@@ -24,14 +25,72 @@ const copyBufSize = 32 << 10
 
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
 
-// exchange is the per-request state, pooled: the record and the matched
-// route (nil when none).
+// exchange is the per-request state, pooled: the record, the routing
+// state and the attempt in flight (pipeline.Exchange).
 type exchange struct {
-	rec   record.HTTP
-	route *profile.Route
+	rec    record.HTTP
+	req    pipeline.Request
+	p      *Proxy
+	r      *http.Request
+	actx   context.Context // every attempt's context: the route timeout bounds them all
+	grpc   bool
+	body   io.ReadCloser
+	replay *profile.Replay
+	src    *bodyReader
+	resp   *http.Response
 }
 
 var exchanges = sync.Pool{New: func() any { return new(exchange) }}
+
+func (x *exchange) Send(ep *target.Endpoint, _ time.Time) (int, int, error) {
+	resp, err := x.p.send(x.actx, x.r, ep, x.body)
+	x.resp = resp
+	if err != nil {
+		return 0, -1, err
+	}
+	gs := -1
+	if x.grpc {
+		gs = grpcStatus(resp.Header)
+	}
+	return resp.StatusCode, gs, nil
+}
+
+func (x *exchange) Discard() {
+	if x.resp != nil {
+		drain(x.resp)
+		x.resp = nil
+	}
+}
+
+func (x *exchange) Canceled() bool             { return x.r.Context().Err() != nil }
+func (x *exchange) Done() <-chan struct{}      { return x.r.Context().Done() }
+func (x *exchange) Routed(ep *target.Endpoint) { x.p.setPeer(&x.rec, ep, x.r.Host) }
+
+// Replayable: a body is replayed only when it was complete (and within the
+// buffer) before the attempt failed; for gRPC only a single message (unary
+// or server-streaming call).
+func (x *exchange) Replayable() bool {
+	r := x.r
+	hasBody := r.ContentLength != 0 || r.Body != http.NoBody
+	return !hasBody || x.replay != nil && x.replay.Replayable() &&
+		(!x.grpc && x.src.complete(r.ContentLength) || x.grpc && x.src.singleMessage())
+}
+
+func (x *exchange) Unread() bool {
+	r := x.r
+	return r.ContentLength == 0 && r.Body == http.NoBody || x.replay != nil && x.replay.Buffered() == 0
+}
+
+func (x *exchange) Rewind() bool {
+	if x.replay == nil {
+		return true
+	}
+	if !x.replay.Rewind() {
+		return false
+	}
+	x.body = x.replay.Body()
+	return true
+}
 
 var connectionClose = []string{"close"}
 
@@ -60,11 +119,7 @@ func (h *connHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer p.finish(x)
 
 	ctx := r.Context()
-	var prof *profile.Profile
-	if p.cfg.Profiles != nil {
-		prof = p.cfg.Profiles.Profile(ctx, r.Host, h.orig)
-	}
-	ep, err := p.cfg.Router.Route(ctx, r.Host, h.orig)
+	prof, ep, err := pipeline.Route(ctx, p.cfg.Router, p.cfg.Profiles, r.Host, h.orig)
 	if err != nil {
 		p.fail(w, rec, grpc, start, err)
 		return
@@ -77,122 +132,39 @@ func (h *connHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Header["User-Agent"] = nil // no Go default user agent
 	}
 
-	route := prof.Match(r.Method, r.URL.Path)
-	x.route = route
-	rec.Route = route.RouteName()
-	retry := prof.Begin(route, r.Method)
-	actx := ctx // every attempt's context: the route timeout bounds them all
-	var deadline time.Time
-	if t := route.RouteTimeout(); t > 0 {
-		deadline = start.Add(t)
+	x.req = pipeline.Begin(prof, rec, start, 0)
+	x.p, x.r, x.grpc, x.actx = p, r, grpc, ctx
+	if !x.req.Deadline.IsZero() {
 		var cancel context.CancelFunc
-		actx, cancel = context.WithDeadline(ctx, deadline)
+		x.actx, cancel = context.WithDeadline(ctx, x.req.Deadline)
 		defer cancel()
 	}
-	var (
-		body   io.ReadCloser
-		replay *profile.Replay
-		src    *bodyReader
-	)
+	x.req.Ctx, x.req.Authority, x.req.Orig = x.actx, r.Host, h.orig
+	actx := x.actx
 	hasBody := r.ContentLength != 0 || r.Body != http.NoBody
 	if hasBody {
-		body = r.Body
-		if retry.MayRetry() && r.ContentLength <= profile.MaxReplayBody {
+		x.body = r.Body
+		if (x.req.Retry.MayRetry() || ep.Load != nil) && r.ContentLength <= profile.MaxReplayBody {
 			// Not pooled: a transport goroutine may still be reading
 			// it after the handler returned.
-			src = &bodyReader{r: r.Body}
-			replay = profile.NewReplay(src)
-			defer replay.Release()
-			body = replay.Body()
+			x.src = &bodyReader{r: r.Body}
+			x.replay = profile.NewReplay(x.src)
+			defer x.replay.Release()
+			x.body = x.replay.Body()
 		}
 	}
 
-	var resp *http.Response
-	for {
-		var tok int64
-		if ep.Load != nil {
-			tok = ep.Load.Begin()
+	if err := p.pipe.Run(x, &x.req, ep); err != nil {
+		var se http2.StreamError
+		if proxyerr.KindOf(err) != proxyerr.Canceled && errors.As(err, &se) {
+			// The upstream reset the stream: reset the client's too.
+			rec.Err, rec.ErrKind = proxyerr.New(proxyerr.Protocol, err), proxyerr.Protocol
+			panic(errAbort)
 		}
-		resp, err = p.send(actx, r, &ep, body)
-		status, failed := 0, err != nil
-		if err == nil {
-			status = resp.StatusCode
-			gs := -1
-			if grpc {
-				gs = grpcStatus(resp.Header)
-			}
-			failed = route.Failed(status, gs, false)
-		} else {
-			err = timeoutKind(actx, err)
-		}
-		if ep.Load != nil {
-			// A client that went away is not the endpoint's failure.
-			ep.Load.End(tok, failed && ctx.Err() == nil)
-		}
-		if err != nil && ctx.Err() != nil {
-			rec.Err, rec.ErrKind = ctx.Err(), proxyerr.Canceled
-			return
-		}
-		if rec.Route != "" {
-			p.observeAttempt(rec, status, err, failed)
-		}
-		if !failed {
-			break
-		}
-		var remaining time.Duration
-		if !deadline.IsZero() {
-			if remaining = time.Until(deadline); remaining <= 0 {
-				remaining = time.Nanosecond
-			}
-		}
-		// A body is replayed only when it was complete (and within the
-		// buffer) before the attempt failed; for gRPC only a single
-		// message (unary or server-streaming call).
-		replayable := !hasBody || replay != nil && replay.Replayable() &&
-			(!grpc && src.complete(r.ContentLength) || grpc && src.singleMessage())
-		wait, again := retry.Next(profile.Outcome{Failed: true, Err: err, Replayable: replayable, Remaining: remaining})
-		if again && replay != nil {
-			if again = replay.Rewind(); again {
-				body = replay.Body()
-			}
-		}
-		if !again {
-			rec.Retries = retry.Retries()
-			if err == nil {
-				break // answer with this (failed) response
-			}
-			var se http2.StreamError
-			if errors.As(err, &se) {
-				// The upstream reset the stream: reset the client's too.
-				rec.Err, rec.ErrKind = proxyerr.New(proxyerr.Protocol, err), proxyerr.Protocol
-				panic(errAbort)
-			}
-			p.fail(w, rec, grpc, start, err)
-			return
-		}
-		if resp != nil {
-			drain(resp)
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-actx.Done():
-			t.Stop()
-			rec.Retries = retry.Retries()
-			if ctx.Err() != nil {
-				rec.Err, rec.ErrKind = ctx.Err(), proxyerr.Canceled
-				return
-			}
-			p.fail(w, rec, grpc, start, timeoutKind(actx, actx.Err()))
-			return
-		}
-		if ep, err = p.cfg.Router.Route(actx, r.Host, h.orig); err != nil {
-			rec.Retries = retry.Retries()
-			p.fail(w, rec, grpc, start, timeoutKind(actx, err))
-			return
-		}
-		p.setPeer(rec, &ep, r.Host)
+		p.fail(w, rec, grpc, start, err)
+		return
 	}
+	resp := x.resp
 	defer resp.Body.Close()
 	rec.Latency = time.Since(start)
 
@@ -219,7 +191,7 @@ func (h *connHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if actx.Err() != nil {
 			// The route timeout expired mid-response; the upstream
 			// stream is cancelled with actx.
-			err := timeoutKind(actx, rerr)
+			err := proxyerr.New(proxyerr.Timeout, rerr)
 			rec.Err, rec.ErrKind = err, proxyerr.Timeout
 			if grpc {
 				rec.GRPCStatus = timeoutTrailers(hdr, err)
@@ -297,21 +269,21 @@ func (p *Proxy) fail(w http.ResponseWriter, rec *record.HTTP, grpc bool, start t
 	if p.draining.Load() {
 		w.Header()["Connection"] = connectionClose
 	}
-	rec.StatusCode, rec.GRPCStatus = writeError(w, grpc, k, err)
+	pipeline.Fail(rec, err, start)
+	if k == proxyerr.Canceled {
+		return // nothing can be sent; recorded as 499 like HTTP/1
+	}
+	rec.StatusCode, rec.GRPCStatus = writeError(w, grpc, k)
 	if !grpc {
 		rec.GRPCStatus = -1
 	}
-	rec.Latency = time.Since(start)
 }
 
 // finish reports the exchange (and its route) and returns it to the pool.
 func (p *Proxy) finish(x *exchange) {
-	rec := &x.rec
-	if rec.Route != "" && p.routeObs != nil {
-		p.routeObs.ObserveRoute(rec, rec.Err != nil || x.route.Failed(rec.StatusCode, rec.GRPCStatus, false))
-	}
+	p.pipe.ObserveRoute(&x.req)
 	if p.cfg.Observer != nil {
-		p.cfg.Observer.ObserveHTTP(rec)
+		p.cfg.Observer.ObserveHTTP(&x.rec)
 	}
 	*x = exchange{}
 	exchanges.Put(x)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/weftmesh/weft/proxy/proxyerr"
 	"github.com/weftmesh/weft/proxy/record"
+	"github.com/weftmesh/weft/proxy/target"
 )
 
 func TestUnaryH2C(t *testing.T) {
@@ -238,7 +239,7 @@ func TestRouterAndDialErrors(t *testing.T) {
 	closed.Close()
 	tests := []struct {
 		name       string
-		router     Router
+		router     target.Router
 		wantStatus int
 		wantHeader string
 	}{

@@ -11,6 +11,9 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/net/http2"
+
+	"github.com/weftmesh/weft/proxy/pipeline"
+	"github.com/weftmesh/weft/proxy/target"
 )
 
 // Proxy serves client HTTP/2 connections and forwards each request to the
@@ -28,9 +31,9 @@ type Proxy struct {
 	drained chan struct{} // closed when draining and conns is empty; nil before Shutdown
 	closed  bool          // Shutdown returned: new connections are refused
 
-	addrs    addrCache
-	stats    counters
-	routeObs RouteObserver // cfg.Observer as a RouteObserver; nil when it is not one
+	addrs addrCache
+	stats counters
+	pipe  pipeline.Pipeline
 }
 
 // Stats are cumulative counters of a Proxy.
@@ -60,7 +63,8 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	p := &Proxy{cfg: cfg, conns: make(map[net.Conn]struct{})}
 	p.up = newUpstreams(&p.cfg)
-	p.routeObs, _ = cfg.Observer.(RouteObserver)
+	p.pipe.Router = cfg.Router
+	p.pipe.Routes, _ = cfg.Observer.(target.RouteObserver)
 	p.hs = &http.Server{
 		// x/net advertises MaxHeaderBytes plus 320 bytes of per-field
 		// overhead as SETTINGS_MAX_HEADER_LIST_SIZE.

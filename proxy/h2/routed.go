@@ -1,35 +1,14 @@
 package h2
 
 import (
-	"context"
 	"encoding/binary"
-	"errors"
 	"io"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"sync/atomic"
 
-	"github.com/weftmesh/weft/proxy/profile"
 	"github.com/weftmesh/weft/proxy/proxyerr"
-	"github.com/weftmesh/weft/proxy/record"
 )
-
-// Profiles looks up the destination profile of a request (routes, response
-// classes, timeouts, retries); destclient.Client implements it.
-type Profiles interface {
-	// Profile returns the profile of authority/orig; nil when there is none.
-	Profile(ctx context.Context, authority string, orig netip.AddrPort) *profile.Profile
-}
-
-// RouteObserver records the rt_route metrics: once per request with a
-// matched route (after retries, with the final gRPC status), and once per
-// attempt. failed is the route's classification. It must not retain the
-// record. An Observer that also implements it gets the route records.
-type RouteObserver interface {
-	ObserveRoute(h *record.HTTP, failed bool)
-	ObserveRouteAttempt(h *record.HTTP, failed bool)
-}
 
 // bodyReader sits between the client's request body and the replay
 // buffer and remembers what a retry needs to know: whether the body was
@@ -76,33 +55,6 @@ func (b *bodyReader) complete(contentLength int64) bool {
 func (b *bodyReader) singleMessage() bool {
 	m := b.msgLen.Load()
 	return b.eof.Load() && m > 0 && b.n.Load() == m
-}
-
-// timeoutKind reports an error after the route deadline as a Timeout.
-func timeoutKind(actx context.Context, err error) error {
-	if err == nil || !errors.Is(actx.Err(), context.DeadlineExceeded) {
-		return err
-	}
-	var pe *proxyerr.Error
-	if errors.As(err, &pe) && pe.Kind == proxyerr.Timeout {
-		return err
-	}
-	return proxyerr.New(proxyerr.Timeout, err)
-}
-
-// observeAttempt records one attempt of a routed request; status is the
-// attempt's response status, or the error kind's HTTP status.
-func (p *Proxy) observeAttempt(rec *record.HTTP, status int, err error, failed bool) {
-	if p.routeObs == nil {
-		return
-	}
-	if err != nil {
-		status = proxyerr.KindOf(err).HTTPStatus()
-	}
-	saved := rec.StatusCode
-	rec.StatusCode = status
-	p.routeObs.ObserveRouteAttempt(rec, failed)
-	rec.StatusCode = saved
 }
 
 // timeoutTrailers ends a gRPC response whose headers were already sent when

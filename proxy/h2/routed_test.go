@@ -23,10 +23,16 @@ import (
 	"github.com/weftmesh/weft/proxy/target"
 )
 
-// staticProfiles hands every request the same profile.
-type staticProfiles struct{ p *profile.Profile }
+// staticProfiles hands every request the same profile, with r's endpoint.
+type staticProfiles struct {
+	p *profile.Profile
+	r target.Router
+}
 
-func (s staticProfiles) Profile(context.Context, string, netip.AddrPort) *profile.Profile { return s.p }
+func (s staticProfiles) RouteProfile(ctx context.Context, authority string, orig netip.AddrPort) (*profile.Profile, target.Endpoint, error) {
+	ep, err := s.r.Route(ctx, authority, orig)
+	return s.p, ep, err
+}
 
 // compileRoute compiles a profile with one route matching every path.
 func compileRoute(t testing.TB, retryable bool, timeout time.Duration) *profile.Profile {
@@ -101,7 +107,7 @@ func TestRoutedRetriesUnaryNotStreaming(t *testing.T) {
 	load := &countingLoad{}
 	ep.Load = load
 	obs := &routeRecorder{}
-	_, addr := startProxy(t, Config{Router: staticRouter{ep}, Observer: obs, Profiles: staticProfiles{compileRoute(t, true, 0)}})
+	_, addr := startProxy(t, Config{Router: staticRouter{ep}, Observer: obs, Profiles: staticProfiles{compileRoute(t, true, 0), staticRouter{ep}}})
 	c := grpcClient(t, addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -171,7 +177,7 @@ func TestRoutedTimeoutHTTP(t *testing.T) {
 	}))
 	load := &countingLoad{}
 	ep.Load = load
-	_, addr := startProxy(t, Config{Router: staticRouter{ep}, Profiles: staticProfiles{compileRoute(t, false, 100*time.Millisecond)}})
+	_, addr := startProxy(t, Config{Router: staticRouter{ep}, Profiles: staticProfiles{compileRoute(t, false, 100*time.Millisecond), staticRouter{ep}}})
 	req, _ := http.NewRequest("GET", "http://"+addr+"/slow", nil)
 	resp, err := h2cClient(t).RoundTrip(req)
 	if err != nil {
@@ -197,7 +203,7 @@ func TestRoutedTimeoutHTTP(t *testing.T) {
 // the messages already sent.
 func TestRoutedTimeoutMidStreamGRPC(t *testing.T) {
 	ep := startGRPCBackend(t, newTestService())
-	_, addr := startProxy(t, Config{Router: staticRouter{ep}, Profiles: staticProfiles{compileRoute(t, false, 300*time.Millisecond)}})
+	_, addr := startProxy(t, Config{Router: staticRouter{ep}, Profiles: staticProfiles{compileRoute(t, false, 300*time.Millisecond), staticRouter{ep}}})
 	c := grpcClient(t, addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -33,12 +33,13 @@ type watch struct {
 	gen  uint32
 
 	mu       sync.Mutex
-	active   bool     // a request is in flight
-	closed   bool     // the peer closed (FIN or RST seen)
-	canceled bool     // closed while active
-	up       *upConn  // the upstream connection of the current request; nil before it is known
-	held     bool     // this request's goroutine holds its pool's bind lock (owner goroutine only)
-	proxy    *watcher // nil when not registered
+	active   bool          // a request is in flight
+	closed   bool          // the peer closed (FIN or RST seen)
+	canceled bool          // closed while active
+	up       *upConn       // the upstream connection of the current request; nil before it is known
+	held     bool          // this request's goroutine holds its pool's bind lock (owner goroutine only)
+	ch       chan struct{} // closed when the client leaves during the request; made on demand by done
+	proxy    *watcher      // nil when not registered
 }
 
 // begin marks a request in flight; it reports false when the client is
@@ -48,6 +49,7 @@ func (w *watch) begin() bool {
 	w.active = true
 	w.canceled = w.closed
 	w.up = nil
+	w.ch = nil
 	ok := !w.canceled
 	w.mu.Unlock()
 	return ok
@@ -59,6 +61,20 @@ func (w *watch) end() {
 	w.active = false
 	w.up = nil
 	w.mu.Unlock()
+}
+
+// done returns a channel closed when the client leaves during the current
+// request (made on first use: only a retry's back-off waits on it).
+func (w *watch) done() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ch == nil {
+		w.ch = make(chan struct{})
+		if w.canceled {
+			close(w.ch)
+		}
+	}
+	return w.ch
 }
 
 // isCanceled reports whether the client left during the current request.
@@ -92,6 +108,10 @@ func (w *watch) peerClosed() {
 	if w.active {
 		w.canceled = true
 		u = w.up
+		if w.ch != nil {
+			close(w.ch)
+			w.ch = nil
+		}
 	}
 	w.mu.Unlock()
 	if u != nil {

@@ -7,7 +7,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/weftmesh/weft/proxy/profile"
+	"github.com/weftmesh/weft/proxy/pipeline"
 	"github.com/weftmesh/weft/proxy/proxyerr"
 	"github.com/weftmesh/weft/proxy/record"
 )
@@ -40,11 +40,7 @@ func (p *Proxy) handle(ctx *fasthttp.RequestCtx) {
 	}
 
 	authority := b2s(ctx.Request.Header.Host())
-	var prof *profile.Profile
-	if p.cfg.Profiles != nil {
-		prof = p.cfg.Profiles.Profile(c.ctx, authority, c.orig)
-	}
-	ep, err := p.cfg.Router.Route(c.ctx, authority, c.orig)
+	prof, ep, err := pipeline.Route(c.ctx, p.cfg.Router, p.cfg.Profiles, authority, c.orig)
 	if err != nil {
 		rec.Peer.Authority = authority
 		rec.Peer.TargetAddr = ""
@@ -66,7 +62,7 @@ func (p *Proxy) handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	if !c.w.begin() {
-		p.canceled(ctx, rec, start)
+		p.fail(ctx, rec, proxyerr.New(proxyerr.Canceled, errCanceled), start)
 		return
 	}
 	stripHopByHop(&req.Header, &c.tmp, false)
@@ -82,7 +78,7 @@ func (p *Proxy) handle(ctx *fasthttp.RequestCtx) {
 	if err := pl.do(&c.w, req, resp, time.Time{}); err != nil {
 		resp.Reset()
 		if c.w.isCanceled() {
-			p.canceled(ctx, rec, start)
+			p.fail(ctx, rec, proxyerr.New(proxyerr.Canceled, errCanceled), start)
 			return
 		}
 		p.fail(ctx, rec, classify(err), start)
@@ -119,38 +115,6 @@ func classify(err error) error {
 	return proxyerr.New(proxyerr.Protocol, err)
 }
 
-// fail answers the client with the error's status and the weft-proxy-error
-// header, and records it.
-func (p *Proxy) fail(ctx *fasthttp.RequestCtx, rec *record.HTTP, err error, start time.Time) {
-	k := proxyerr.KindOf(err)
-	ctx.Response.Reset()
-	ctx.Response.Header.DisableNormalizing()
-	ctx.SetStatusCode(k.HTTPStatus())
-	ctx.Response.Header.Set(proxyerr.Header, k.String())
-	ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
-	ctx.SetBodyString(k.String() + "\n")
-	if p.draining.Load() || k == proxyerr.BadRequest {
-		ctx.SetConnectionClose()
-	}
-	p.cfg.Logger.Debug("http1 request failed", "direction", p.cfg.Direction.String(), "kind", k.String(), "err", err)
-	if rec == nil {
-		return
-	}
-	rec.StatusCode = k.HTTPStatus()
-	rec.Err = err
-	rec.ErrKind = k
-	rec.Latency = time.Since(start)
-	p.observe(rec)
-}
-
-// canceled ends a request whose client went away: nothing useful can be
-// sent, the connection is closed, and the exchange is recorded (and
-// counted) as proxyerr.Canceled.
-func (p *Proxy) canceled(ctx *fasthttp.RequestCtx, rec *record.HTTP, start time.Time) {
-	p.fail(ctx, rec, proxyerr.New(proxyerr.Canceled, errCanceled), start)
-	ctx.SetConnectionClose()
-}
-
 func (p *Proxy) observe(rec *record.HTTP) {
 	if p.cfg.Observer != nil {
 		p.cfg.Observer.ObserveHTTP(rec)
@@ -175,7 +139,7 @@ func (p *Proxy) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 		ctx.SetStatusCode(fasthttp.StatusRequestTimeout)
 	}
 	ctx.Response.Header.Set(proxyerr.Header, k.String())
-	ctx.SetBodyString(k.String() + "\n")
+	ctx.SetBodyString(pipeline.ErrorBody(k))
 	if p.cfg.ErrorCounter != nil {
 		p.cfg.ErrorCounter(p.cfg.Direction, proxyerr.New(k, err))
 	}

@@ -17,34 +17,22 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/weftmesh/weft/proxy/pipeline"
 	"github.com/weftmesh/weft/proxy/record"
 	"github.com/weftmesh/weft/proxy/target"
 )
 
-// Router picks the endpoint for one request; errors are *proxyerr.Error.
-type Router interface {
-	Route(ctx context.Context, authority string, orig netip.AddrPort) (target.Endpoint, error)
-}
-
-// Observer receives one record per exchange and must not retain it.
-type Observer interface{ ObserveHTTP(*record.HTTP) }
-
-// Dialer opens upstream connections.
-type Dialer interface {
-	Dial(ctx context.Context, ep target.Endpoint) (net.Conn, error)
-}
-
 // Config configures a Proxy. Router and Dialer are required.
 type Config struct {
 	Direction record.Direction
-	Router    Router
-	Dialer    Dialer
+	Router    target.Router
+	Dialer    target.Dialer
 	// Observer receives records; nil records nothing. When it also
 	// implements RouteObserver it gets the rt_route records.
-	Observer Observer
+	Observer target.Observer
 	// Profiles looks up request profiles (routes, timeouts, retries); nil
 	// means none (inbound, static discovery, pass-through).
-	Profiles Profiles
+	Profiles target.Profiles
 	// ErrorCounter counts protocol errors fasthttp answers itself (400,
 	// 431); nil counts nothing.
 	ErrorCounter func(record.Direction, error)
@@ -71,6 +59,7 @@ type Proxy struct {
 	cfg   Config
 	srv   *fasthttp.Server
 	pools *pools
+	pipe  pipeline.Pipeline
 
 	draining atomic.Bool
 	mu       sync.Mutex
@@ -100,6 +89,8 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	p := &Proxy{cfg: cfg, idle: map[net.Conn]struct{}{}}
 	p.pools = newPools(&p.cfg)
+	p.pipe.Router = cfg.Router
+	p.pipe.Routes, _ = cfg.Observer.(target.RouteObserver)
 	p.srv = &fasthttp.Server{
 		Handler:                       p.handle,
 		ErrorHandler:                  p.handleParseError,
@@ -149,6 +140,8 @@ type conn struct {
 	// w watches the client's socket for its FIN/RST while a request is in
 	// flight (cancel.go).
 	w watch
+	// x is the routed request in flight (routed.go).
+	x exchange
 }
 
 // ServeConn serves one client connection until it closes. c may replay

@@ -1,149 +1,99 @@
 package http1
 
 import (
-	"context"
-	"net/netip"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/weftmesh/weft/proxy/pipeline"
 	"github.com/weftmesh/weft/proxy/profile"
 	"github.com/weftmesh/weft/proxy/proxyerr"
 	"github.com/weftmesh/weft/proxy/record"
 	"github.com/weftmesh/weft/proxy/target"
 )
 
-// Profiles looks up the destination profile of a request (routes, response
-// classes, timeouts, retries); destclient.Client implements it.
-type Profiles interface {
-	Profile(ctx context.Context, authority string, orig netip.AddrPort) *profile.Profile
+// exchange is the HTTP/1 side of one routed request (pipeline.Exchange):
+// it lives in the conn and is reused by its sequential requests.
+type exchange struct {
+	p       *Proxy
+	c       *conn
+	out     *fasthttp.Request // what attempts send (the request, or its replay copy)
+	resp    *fasthttp.Response
+	pl      *pool // the last attempt's pool
+	replay  *profile.Replay
+	hasBody bool
+	cl      int
 }
 
-// RouteObserver records the rt_route metrics: once per request with a
-// matched route (after retries), and once per attempt. failed is the route's
-// classification. It must not retain the record.
-type RouteObserver interface {
-	ObserveRoute(h *record.HTTP, failed bool)
-	ObserveRouteAttempt(h *record.HTTP, failed bool)
+func (x *exchange) Send(ep *target.Endpoint, deadline time.Time) (int, int, error) {
+	x.pl = x.p.pools.get(ep)
+	if err := x.pl.do(&x.c.w, x.out, x.resp, deadline); err != nil {
+		x.resp.Reset()
+		return 0, -1, classify(err)
+	}
+	return x.resp.StatusCode(), -1, nil
+}
+
+func (x *exchange) Discard()              { x.resp.Reset() } // closes a streamed body; the connection is not reused
+func (x *exchange) Canceled() bool        { return x.c.w.isCanceled() }
+func (x *exchange) Done() <-chan struct{} { return x.c.w.done() }
+func (x *exchange) Routed(ep *target.Endpoint) {
+	x.c.rec.Peer = ep.Peer
+}
+
+func (x *exchange) Replayable() bool {
+	return !x.hasBody || x.replay != nil && x.replay.Replayable()
+}
+
+func (x *exchange) Unread() bool {
+	return !x.hasBody || x.replay != nil && x.replay.Buffered() == 0
+}
+
+func (x *exchange) Rewind() bool {
+	if x.replay == nil {
+		return true
+	}
+	if !x.replay.Rewind() {
+		return false
+	}
+	x.out.SetBodyStream(x.replay.Body(), x.cl)
+	return true
 }
 
 // forwardRouted sends a request whose endpoint came from a balancer or whose
-// target has a profile, following docs/proxy-balancing.md: route match,
-// route timeout over every attempt, the load handle around each attempt
-// (Begin before sending, End at the response head or the failure),
-// classification, and retries with a fresh pick, the replay buffer and the
-// budget. It answers the client and records the exchange.
+// target has a profile through the pipeline (route match, route timeout,
+// load handle, classification, retries with replay) and answers the client.
 func (p *Proxy) forwardRouted(ctx *fasthttp.RequestCtx, c *conn, prof *profile.Profile, ep target.Endpoint, authority string, start time.Time) {
 	rec := &c.rec
-	method := b2s(ctx.Method())
-	route := prof.Match(method, b2s(ctx.Path()))
-	rec.Route = route.RouteName()
-	retry := prof.Begin(route, method)
-	var deadline time.Time
-	if t := route.RouteTimeout(); t > 0 {
-		deadline = start.Add(t)
-	}
-	if p.cfg.ResponseTimeout > 0 {
-		if d := start.Add(p.cfg.ResponseTimeout); deadline.IsZero() || d.Before(deadline) {
-			deadline = d
-		}
-	}
+	r := pipeline.Begin(prof, rec, start, p.cfg.ResponseTimeout)
+	r.Ctx, r.Authority, r.Orig = c.ctx, authority, c.orig
 
 	req := &ctx.Request
-	out := req
-	hasBody := req.IsBodyStream()
-	cl := req.Header.ContentLength()
-	var replay *profile.Replay
-	if hasBody && retry.MayRetry() && cl <= profile.MaxReplayBody {
+	x := &c.x
+	*x = exchange{p: p, c: c, out: req, resp: &ctx.Response, hasBody: req.IsBodyStream(), cl: req.Header.ContentLength()}
+	if x.hasBody && (r.Retry.MayRetry() || ep.Load != nil) && x.cl <= profile.MaxReplayBody {
 		// The server's body stream must stay with the server's request
 		// (fasthttp releases it on SetBodyStream): attempts go out on a
-		// copy whose body reads through the replay buffer.
-		replay = profile.NewReplay(req.BodyStream())
-		defer replay.Release()
-		out = fasthttp.AcquireRequest()
-		defer fasthttp.ReleaseRequest(out)
-		req.Header.CopyTo(&out.Header)
-		out.SetBodyStream(replay.Body(), cl)
+		// copy whose body reads through the replay buffer. A balanced
+		// request gets one too: a connect failure sends it to another
+		// endpoint.
+		x.replay = profile.NewReplay(req.BodyStream())
+		defer x.replay.Release()
+		x.out = fasthttp.AcquireRequest()
+		defer fasthttp.ReleaseRequest(x.out)
+		req.Header.CopyTo(&x.out.Header)
+		x.out.SetBodyStream(x.replay.Body(), x.cl)
+	}
+	defer func() { *x = exchange{} }()
+	if err := p.pipe.Run(x, &r, ep); err != nil {
+		p.answer(ctx, rec, err, start)
+		p.pipe.ObserveRoute(&r)
+		p.observe(rec)
+		return
 	}
 	resp := &ctx.Response
-	var pl *pool
-	for {
-		pl = p.pools.get(&ep)
-		var tok int64
-		if ep.Load != nil {
-			tok = ep.Load.Begin()
-		}
-		err := pl.do(&c.w, out, resp, deadline)
-		status := 0
-		if err == nil {
-			status = resp.StatusCode()
-		} else if c.w.isCanceled() {
-			resp.Reset()
-			if ep.Load != nil {
-				ep.Load.End(tok, true)
-			}
-			rec.Retries = retry.Retries()
-			p.canceledRouted(ctx, rec, start)
-			return
-		} else {
-			resp.Reset()
-			err = classify(err)
-			if !deadline.IsZero() && !time.Now().Before(deadline) && proxyerr.KindOf(err) != proxyerr.Timeout {
-				err = proxyerr.New(proxyerr.Timeout, err)
-			}
-		}
-		failed := err != nil || route.Failed(status, -1, false)
-		if ep.Load != nil {
-			ep.Load.End(tok, failed)
-		}
-		if rec.Route != "" {
-			p.observeAttempt(rec, status, err, failed)
-		}
-		if !failed {
-			break
-		}
-		var remaining time.Duration
-		if !deadline.IsZero() {
-			if remaining = time.Until(deadline); remaining <= 0 {
-				remaining = time.Nanosecond
-			}
-		}
-		wait, again := retry.Next(profile.Outcome{Failed: true, Err: err,
-			Replayable: !hasBody || (replay != nil && replay.Replayable()), Remaining: remaining})
-		if again && replay != nil {
-			again = replay.Rewind()
-		}
-		if !again {
-			if err != nil {
-				rec.Retries = retry.Retries()
-				p.failRouted(ctx, rec, err, start)
-				return
-			}
-			break // answer with this (failed) response
-		}
-		resp.Reset() // closes a streamed body; the connection is not reused
-		if replay != nil {
-			out.SetBodyStream(replay.Body(), cl)
-		}
-		t := time.NewTimer(wait)
-		<-t.C
-		if c.w.isCanceled() {
-			rec.Retries = retry.Retries()
-			p.canceledRouted(ctx, rec, start)
-			return
-		}
-		next, rerr := p.cfg.Router.Route(c.ctx, authority, c.orig)
-		if rerr != nil {
-			rec.Retries = retry.Retries()
-			p.failRouted(ctx, rec, rerr, start)
-			return
-		}
-		ep = next
-		rec.Peer = ep.Peer
-	}
-	rec.Retries = retry.Retries()
-	if !deadline.IsZero() {
-		pl.headersReceived(resp.LocalAddr())
+	if !r.Deadline.IsZero() {
+		x.pl.headersReceived(resp.LocalAddr())
 	}
 	stripHopByHop(&resp.Header, &c.tmp, false)
 	resp.Header.ResetConnectionClose()
@@ -152,42 +102,36 @@ func (p *Proxy) forwardRouted(ctx *fasthttp.RequestCtx, c *conn, prof *profile.P
 	}
 	rec.StatusCode = resp.StatusCode()
 	rec.Latency = time.Since(start)
-	if rec.Route != "" {
-		if ro, ok := p.cfg.Observer.(RouteObserver); ok {
-			ro.ObserveRoute(rec, route.Failed(rec.StatusCode, -1, false))
-		}
-	}
+	p.pipe.ObserveRoute(&r)
 	p.observe(rec)
 }
 
-// failRouted answers a routed request the proxy could not complete.
-func (p *Proxy) failRouted(ctx *fasthttp.RequestCtx, rec *record.HTTP, err error, start time.Time) {
-	if rec.Route != "" {
-		if ro, ok := p.cfg.Observer.(RouteObserver); ok {
-			k := proxyerr.KindOf(err)
-			rec.StatusCode, rec.Latency = k.HTTPStatus(), time.Since(start)
-			ro.ObserveRoute(rec, true)
-		}
+// answer answers the client with the error's status and the
+// weft-proxy-error header (proxyerr's one table), and records it; the
+// caller observes the record. A cancelled request (nothing useful can be sent) and a bad
+// request close the connection.
+func (p *Proxy) answer(ctx *fasthttp.RequestCtx, rec *record.HTTP, err error, start time.Time) {
+	k := proxyerr.KindOf(err)
+	ctx.Response.Reset()
+	ctx.Response.Header.DisableNormalizing()
+	ctx.SetStatusCode(k.HTTPStatus())
+	ctx.Response.Header.Set(proxyerr.Header, k.String())
+	ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
+	ctx.SetBodyString(pipeline.ErrorBody(k))
+	if p.draining.Load() || k == proxyerr.BadRequest || k == proxyerr.Canceled {
+		ctx.SetConnectionClose()
 	}
-	p.fail(ctx, rec, err, start)
+	p.cfg.Logger.Debug("http1 request failed", "direction", p.cfg.Direction.String(), "kind", k.String(), "err", err)
+	if rec != nil {
+		pipeline.Fail(rec, err, start)
+	}
 }
 
-// canceledRouted ends a routed request whose client went away.
-func (p *Proxy) canceledRouted(ctx *fasthttp.RequestCtx, rec *record.HTTP, start time.Time) {
-	p.failRouted(ctx, rec, proxyerr.New(proxyerr.Canceled, errCanceled), start)
-	ctx.SetConnectionClose()
-}
-
-func (p *Proxy) observeAttempt(rec *record.HTTP, status int, err error, failed bool) {
-	ro, ok := p.cfg.Observer.(RouteObserver)
-	if !ok {
-		return
+// fail answers, records and observes a request that failed outside the
+// routed pipeline.
+func (p *Proxy) fail(ctx *fasthttp.RequestCtx, rec *record.HTTP, err error, start time.Time) {
+	p.answer(ctx, rec, err, start)
+	if rec != nil {
+		p.observe(rec)
 	}
-	if err != nil {
-		status = proxyerr.KindOf(err).HTTPStatus()
-	}
-	saved := rec.StatusCode
-	rec.StatusCode = status
-	ro.ObserveRouteAttempt(rec, failed)
-	rec.StatusCode = saved
 }

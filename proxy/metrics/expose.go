@@ -108,6 +108,11 @@ func (r *Registry) WriteTo(w io.Writer) (int64, error) {
 			sample(b, "weft_proxy_errors_total", l, n)
 		}
 	}
+	header(b, "weft_proxy_connect_retries_total", "counter",
+		"Total count of requests sent to another endpoint because the connection failed before any byte was written.")
+	for d := range numDirections {
+		sample(b, "weft_proxy_connect_retries_total", `direction="`+record.Direction(d).String()+`"`, r.connectRetries[d].Load())
+	}
 	for _, c := range collectors {
 		for _, f := range c() {
 			header(b, f.Name, f.Type, f.Help)

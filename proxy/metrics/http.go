@@ -40,6 +40,9 @@ func (r *Registry) ObserveHTTP(h *record.HTTP) {
 	if rk.hasErr {
 		r.ObserveError(h.Direction, h.ErrKind)
 	}
+	if h.ConnectRetries > 0 {
+		r.connectRetries[h.Direction&1].Add(uint64(h.ConnectRetries))
+	}
 	s.mu.RLock()
 	rs := s.responses[rk]
 	s.mu.RUnlock()

@@ -60,6 +60,8 @@ type Registry struct {
 
 	detect [numDirections][numDetectProtocols][numDetectResults]atomic.Uint64
 	errors [numDirections][numKinds]atomic.Uint64
+	// connectRetries counts record.HTTP.ConnectRetries.
+	connectRetries [numDirections]atomic.Uint64
 
 	routes     map[routeKey]*routeSeries
 	collectors []func() []Family

@@ -72,6 +72,10 @@ type HTTP struct {
 	ErrKind proxyerr.Kind
 	// Retries counts additional attempts made for this request.
 	Retries int
+	// ConnectRetries counts attempts sent to another endpoint because the
+	// connection to the previous one failed before any byte of the request
+	// was written (they are not in Retries).
+	ConnectRetries int
 }
 
 // Failed reports whether the exchange is classified as a failure, as Linkerd
