@@ -73,7 +73,7 @@ func injectValues(ctx context.Context, g *globals, ignoreCluster bool) (injector
 	}
 	cs, err := g.client()
 	if err != nil {
-		return injector.Values{}, fmt.Errorf("read install values: %w (use --ignore-cluster to render with defaults)", err)
+		return injector.Values{}, fmt.Errorf("weft inject --manual reads the install values (%s/%s) from the cluster: %w\n(pass --ignore-cluster to inject with the default values instead)", g.values.ControlPlaneNamespace, manifests.ConfigName, err)
 	}
 	ns := g.values.ControlPlaneNamespace
 	cm, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, manifests.ConfigName, metav1.GetOptions{})

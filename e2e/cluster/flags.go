@@ -69,6 +69,7 @@ func apiserverArgs(p paths) []string {
 		"--kubelet-client-certificate=" + pki(kubeletClientName+".crt"),
 		"--kubelet-client-key=" + pki(kubeletClientName+".key"),
 		"--kubelet-certificate-authority=" + pki(caName+".crt"),
+		"--kubelet-preferred-address-types=InternalIP,Hostname",
 		"--service-account-key-file=" + pki(saKeyName+".pub"),
 		"--service-account-signing-key-file=" + pki(saKeyName+".key"),
 		"--service-account-issuer=" + Issuer,
@@ -113,6 +114,7 @@ func kcmArgs(p paths) []string {
 
 // nodeArgs are exactly the flags of the node agent contract (docs/local-cluster.md), with absolute paths.
 func nodeArgs(p paths) []string {
+	pki := func(f string) string { return filepath.Join(p.pki, f) }
 	return []string{
 		"--kubeconfig", p.kubeconfig(),
 		"--node-name", NodeName,
@@ -123,6 +125,9 @@ func nodeArgs(p paths) []string {
 		"--service-cidr", ServiceCIDR,
 		"--cluster-dns", ClusterDNS,
 		"--cluster-domain", ClusterDomain,
+		"--kubelet-cert", pki(kubeletName + ".crt"),
+		"--kubelet-key", pki(kubeletName + ".key"),
+		"--client-ca", pki(caName + ".crt"),
 	}
 }
 

@@ -107,7 +107,8 @@ func TestNodeAgentFlags(t *testing.T) {
 	p := testPaths(t)
 	c := components(p)[3]
 	want := "/b/weft-node --kubeconfig /c/cluster/kubeconfig --node-name weft-node --state-dir /c/cluster/node --bin-dir /b " +
-		"--bridge weft0 --pod-cidr 198.18.0.0/20 --service-cidr 198.19.0.0/16 --cluster-dns 198.19.0.10 --cluster-domain cluster.local"
+		"--bridge weft0 --pod-cidr 198.18.0.0/20 --service-cidr 198.19.0.0/16 --cluster-dns 198.19.0.10 --cluster-domain cluster.local" +
+		" --kubelet-cert /c/cluster/pki/kubelet.crt --kubelet-key /c/cluster/pki/kubelet.key --client-ca /c/cluster/pki/ca.crt"
 	if got := c.commandLine(); got != want {
 		t.Errorf("node agent command\n got %s\nwant %s", got, want)
 	}

@@ -28,6 +28,7 @@ const (
 	kcmName           = "controller-manager"        // system:kube-controller-manager client cert
 	kcmServingName    = "controller-manager-server" // KCM serving cert on 127.0.0.1:10257
 	saKeyName         = "sa"                        // service-account signing key (sa.key, sa.pub)
+	kubeletName       = "kubelet"                   // node agent's kubelet API serving cert on AdvertiseAddr:10250
 )
 
 const certValidity = 10 * 365 * 24 * time.Hour
@@ -64,6 +65,7 @@ func leafSpecs() []certSpec {
 		{name: adminName, cn: AdminUser, orgs: []string{"system:masters"}, usages: client, signer: caName},
 		{name: kcmName, cn: "system:kube-controller-manager", usages: client, signer: caName},
 		{name: kcmServingName, cn: "kube-controller-manager", usages: server, dns: []string{"localhost"}, ips: []net.IP{net.ParseIP("127.0.0.1")}, signer: caName},
+		{name: kubeletName, cn: "system:node:" + NodeName, orgs: []string{"system:nodes"}, usages: server, dns: []string{NodeName, "localhost"}, ips: []net.IP{net.ParseIP(AdvertiseAddr), net.ParseIP("127.0.0.1")}, signer: caName},
 		{name: frontProxyName, cn: "front-proxy-client", usages: client, signer: frontProxyCAName},
 	}
 }

@@ -5,7 +5,6 @@ package tests
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -146,17 +145,44 @@ func tail(s string, n int) string {
 	return "…" + s[len(s)-n:]
 }
 
-// logPath is where the node agent writes a container's stdout and stderr.
+// logPath is where the node agent writes a container's stdout and stderr (CRI log format).
 func logPath(p *corev1.Pod, container string) string {
 	return filepath.Join(podsDir, fmt.Sprintf("%s_%s_%s", p.Namespace, p.Name, p.UID), container+".log")
 }
 
+// readContainerLog returns a container's log the way a user reads it: through the apiserver and
+// the node agent's kubelet API (kubectl logs).
 func readContainerLog(p *corev1.Pod, container string) (string, error) {
-	b, err := os.ReadFile(logPath(p, container))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := kube.CoreV1().Pods(p.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{Container: container}).DoRaw(ctx)
 	if err != nil {
-		return "", fmt.Errorf("read container log: %w", err)
+		return "", fmt.Errorf("logs of %s/%s -c %s: %w", p.Namespace, p.Name, container, err)
 	}
 	return string(b), nil
+}
+
+// criBodies turns CRI log records ("TIME STREAM TAG BODY", the tag P for a partial line) into
+// the text the container wrote; an incomplete last record is left out.
+func criBodies(raw []byte) string {
+	var out strings.Builder
+	for _, line := range strings.SplitAfter(string(raw), "\n") {
+		body, full := strings.CutSuffix(line, "\n")
+		if !full {
+			break // being written
+		}
+		f := strings.SplitN(body, " ", 4)
+		if len(f) < 3 {
+			continue
+		}
+		if len(f) == 4 {
+			out.WriteString(f[3])
+		}
+		if f[2] != "P" {
+			out.WriteByte('\n')
+		}
+	}
+	return out.String()
 }
 
 // testappContainer is a container running weft-testapp with args.

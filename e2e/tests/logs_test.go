@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,9 +17,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
-// podLogs follows a pod's container log files from the moment they appear, keeping each open so
-// that its content stays readable even after the node agent removes the pod's directory (it
-// destroys a finished pod's sandbox, logs included, as soon as the pod completes).
+// podLogs follows a pod's container log files (CRI log format, decoded by criBodies) from the
+// moment they appear, keeping each open so that its content stays readable even after the node
+// agent removes the pod's directory (it destroys a finished pod's sandbox, logs included, as soon
+// as the pod completes, so `kubectl logs` cannot read it then).
 type podLogs struct {
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -111,7 +113,7 @@ func (l *podLogs) text(t *testing.T, container string) string {
 	if !ok {
 		t.Fatalf("container %s: not followed", container)
 	}
-	return b.String()
+	return criBodies(b.Bytes())
 }
 
 // summary stops following and returns every container's log (or why it could not be read).
@@ -121,7 +123,7 @@ func (l *podLogs) summary() string {
 	defer l.mu.Unlock()
 	var b bytes.Buffer
 	for c, buf := range l.bufs {
-		fmt.Fprintf(&b, "\n--- %s log:\n%s", c, tail(buf.String(), 2000))
+		fmt.Fprintf(&b, "\n--- %s log:\n%s", c, tail(criBodies(buf.Bytes()), 2000))
 		if err := l.errs[c]; err != nil {
 			fmt.Fprintf(&b, "(%v)\n", err)
 		}
@@ -138,6 +140,6 @@ func (l *podLogs) waitContains(t *testing.T, container, s string) {
 		if err := l.errs[container]; err != nil {
 			return false, "", err
 		}
-		return bytes.Contains(l.bufs[container].Bytes(), []byte(s)), "", nil
+		return strings.Contains(criBodies(l.bufs[container].Bytes()), s), "", nil
 	})
 }

@@ -34,6 +34,9 @@ type Config struct {
 	RestartBackoffMax   time.Duration // back-off cap
 	ShutdownGracePeriod time.Duration // bound of each pod's grace period on shutdown
 	LogLevel            slog.Level    // log level
+	KubeletCert         string        // kubelet API serving certificate; "" serves no kubelet API
+	KubeletKey          string        // its key
+	ClientCA            string        // CA verifying the kubelet API's client certificates
 }
 
 func parseFlags(args []string) (Config, error) {
@@ -52,6 +55,9 @@ func parseFlags(args []string) (Config, error) {
 	fs.DurationVar(&cfg.RestartBackoffBase, "restart-backoff-base", 10*time.Second, "first container restart back-off (doubles per crash)")
 	fs.DurationVar(&cfg.RestartBackoffMax, "restart-backoff-max", 5*time.Minute, "container restart back-off cap")
 	fs.DurationVar(&cfg.ShutdownGracePeriod, "shutdown-grace-period", 20*time.Second, "upper bound of each pod's termination grace period when the agent stops")
+	fs.StringVar(&cfg.KubeletCert, "kubelet-cert", "", "kubelet API serving certificate (port 10250 on the node IP); empty serves no kubelet API")
+	fs.StringVar(&cfg.KubeletKey, "kubelet-key", "", "key of --kubelet-cert")
+	fs.StringVar(&cfg.ClientCA, "client-ca", "", "CA bundle verifying kubelet API client certificates (required with --kubelet-cert)")
 	fs.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
@@ -63,6 +69,9 @@ func parseFlags(args []string) (Config, error) {
 		if v == "" {
 			return Config{}, fmt.Errorf("%s is required", name)
 		}
+	}
+	if cfg.KubeletCert != "" && (cfg.KubeletKey == "" || cfg.ClientCA == "") {
+		return Config{}, errors.New("--kubelet-cert needs --kubelet-key and --client-ca")
 	}
 	var err error
 	if cfg.PodCIDR, err = netip.ParsePrefix(podCIDR); err != nil || !cfg.PodCIDR.Addr().Is4() {

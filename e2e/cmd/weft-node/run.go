@@ -17,6 +17,7 @@ import (
 	"github.com/weftmesh/weft/e2e/node/dns"
 	"github.com/weftmesh/weft/e2e/node/kubelet"
 	"github.com/weftmesh/weft/e2e/node/kubelet/runtimeadapter"
+	"github.com/weftmesh/weft/e2e/node/kubeletapi"
 	"github.com/weftmesh/weft/e2e/node/runtime"
 )
 
@@ -82,6 +83,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Runtime:             runtimeadapter.New(rt),
 		NodeName:            cfg.NodeName,
 		NodeIP:              nodeIP,
+		KubeletPort:         kubeletPort(cfg),
 		PodCIDR:             cfg.PodCIDR,
 		KubernetesService:   kubeSvc,
 		RestartBackoffBase:  cfg.RestartBackoffBase,
@@ -107,6 +109,23 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	background("dns", dnsSrv.Run)
 	background("service proxy", proxy.run)
+	if cfg.KubeletCert != "" {
+		api, err := kubeletapi.New(kubeletapi.Config{
+			Node:         kl,
+			Client:       client,
+			NodeName:     cfg.NodeName,
+			Addr:         net.JoinHostPort(nodeIP.String(), strconv.Itoa(kubeletapi.Port)),
+			CertFile:     cfg.KubeletCert,
+			KeyFile:      cfg.KubeletKey,
+			ClientCAFile: cfg.ClientCA,
+			Logger:       log.With("component", "kubelet-api"),
+		})
+		if err != nil {
+			cancel(err)
+		} else {
+			background("kubelet API", api.Run)
+		}
+	}
 	kerr := kl.Run(ctx)
 	cancel(nil)
 	wg.Wait()
@@ -114,4 +133,12 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return cause
 	}
 	return kerr
+}
+
+// kubeletPort is the advertised kubelet API port: 10250 when the API is served.
+func kubeletPort(cfg Config) int32 {
+	if cfg.KubeletCert == "" {
+		return 0
+	}
+	return kubeletapi.Port
 }

@@ -7,3 +7,8 @@ import _ "embed"
 //
 //go:embed demo.yaml
 var Demo []byte
+
+// BooksProfile is books-profile.yaml: the books service's ServiceProfile (applied after the CRDs).
+//
+//go:embed books-profile.yaml
+var BooksProfile []byte

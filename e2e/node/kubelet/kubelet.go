@@ -34,6 +34,9 @@ type Config struct {
 	NodeName string
 	// NodeIP is the Node's InternalIP and every pod's hostIP. Required.
 	NodeIP netip.Addr
+	// KubeletPort is the kubelet API port advertised in the Node's daemonEndpoints; 0 means
+	// none is served.
+	KubeletPort int32
 	// PodCIDR is written to the Node's spec.podCIDR; the zero value leaves it unset.
 	PodCIDR netip.Prefix
 	// KubernetesService is the address of the `kubernetes` Service put into every container's

@@ -85,6 +85,7 @@ func (k *Kubelet) nodeStatus(now metav1.Time, prev []corev1.NodeCondition) corev
 			{Type: corev1.NodeInternalIP, Address: k.cfg.NodeIP.String()},
 			{Type: corev1.NodeHostName, Address: k.cfg.NodeName},
 		},
+		DaemonEndpoints: k.daemonEndpoints(),
 		NodeInfo: corev1.NodeSystemInfo{
 			KubeletVersion:          k.cfg.KubeletVersion,
 			OperatingSystem:         "linux",
@@ -220,4 +221,10 @@ func (k *Kubelet) renewLease(ctx context.Context, node *corev1.Node) error {
 		return fmt.Errorf("renew lease: %w", err)
 	}
 	return nil
+}
+
+// daemonEndpoints advertises the kubelet API port (KubeletPort) the apiserver connects to for
+// logs, exec and port-forward; none when KubeletPort is 0.
+func (k *Kubelet) daemonEndpoints() corev1.NodeDaemonEndpoints {
+	return corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: k.cfg.KubeletPort}}
 }

@@ -35,7 +35,6 @@ type Process struct {
 	cmd      *exec.Cmd
 	done     chan struct{}
 	exitCode int
-	logFile  *os.File
 }
 
 // Pid is the host pid of the container process.
@@ -162,25 +161,44 @@ func (s *Sandbox) Start(ctx context.Context, c ContainerSpec) (*Process, error) 
 	if err != nil {
 		return nil, err
 	}
-	logFile, err := os.OpenFile(s.LogPath(c.Name), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	sink, err := openLog(s.LogPath(c.Name))
+	if err == nil {
+		cmd.Stdout, err = sink.pipe("stdout")
+	}
+	if err == nil {
+		cmd.Stderr, err = sink.pipe("stderr")
+	}
+	closeWriters := func() {
+		for _, w := range []io.Writer{cmd.Stdout, cmd.Stderr} {
+			if f, ok := w.(*os.File); ok {
+				f.Close()
+			}
+		}
+	}
 	if err != nil {
+		closeWriters()
+		if sink != nil {
+			go sink.close()
+		}
 		statusR.Close()
 		cmd.ExtraFiles[0].Close()
-		return nil, fmt.Errorf("open container log: %w", err)
-	}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := startAndWaitExec(cmd, statusR); err != nil {
-		logFile.Close()
 		return nil, fmt.Errorf("container %q: %w", c.Name, err)
 	}
-	p := &Process{cmd: cmd, done: make(chan struct{}), logFile: logFile}
+	err = startAndWaitExec(cmd, statusR)
+	closeWriters() // the container holds them now
+	if err != nil {
+		go sink.close()
+		return nil, fmt.Errorf("container %q: %w", c.Name, err)
+	}
+	p := &Process{cmd: cmd, done: make(chan struct{})}
 	s.procs[p] = struct{}{}
 	go func() {
 		_ = cmd.Wait()
 		p.exitCode = exitCode(cmd.ProcessState)
 		// Like a container's pid namespace: when the main process exits, the rest dies too.
 		p.killGroup()
-		logFile.Close()
+		// A process outside the group may still hold the log pipes; do not wait for it.
+		go sink.close()
 		close(p.done) // before taking s.mu: Destroy waits for Done while holding it
 		s.mu.Lock()
 		delete(s.procs, p)

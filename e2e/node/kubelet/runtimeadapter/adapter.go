@@ -68,3 +68,38 @@ type imageError struct{ err error }
 func (e imageError) Error() string        { return e.err.Error() }
 func (e imageError) Unwrap() error        { return e.err }
 func (e imageError) Is(target error) bool { return target == kubelet.ErrImage }
+
+func (s sandbox) LogPath(container string) string { return s.sb.LogPath(container) }
+
+func (s sandbox) PreviousLogPath(container string) string {
+	return runtime.PreviousLogPath(s.sb.LogPath(container))
+}
+
+func (s sandbox) ExecStream(ctx context.Context, c kubelet.ContainerSpec, cmd []string, st kubelet.Streams) (int, error) {
+	rst := runtime.Streams{In: st.In, Out: st.Out, Err: st.Err, TTY: st.TTY}
+	if st.Resize != nil {
+		ch := make(chan runtime.TermSize, 1)
+		done := make(chan struct{})
+		defer close(done)
+		go func() {
+			defer close(ch)
+			for {
+				select {
+				case sz, ok := <-st.Resize:
+					if !ok {
+						return
+					}
+					select {
+					case ch <- runtime.TermSize{Width: sz.Width, Height: sz.Height}:
+					case <-done:
+						return
+					}
+				case <-done:
+					return
+				}
+			}
+		}()
+		rst.Resize = ch
+	}
+	return s.sb.ExecStream(ctx, convert(c), cmd, rst)
+}
