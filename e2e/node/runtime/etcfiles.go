@@ -23,6 +23,9 @@ func (s *Sandbox) hostname() string {
 
 func (s *Sandbox) resolvPath() string { return filepath.Join(s.dir, "etc", "resolv.conf") }
 func (s *Sandbox) hostsPath() string  { return filepath.Join(s.dir, "etc", "hosts") }
+func (s *Sandbox) hostnamePath() string {
+	return filepath.Join(s.dir, "etc", "hostname")
+}
 
 // usesClusterDNS tells whether the pod's resolv.conf points at the cluster DNS
 // (dnsPolicy ClusterFirst without hostNetwork, or ClusterFirstWithHostNet).
@@ -36,7 +39,7 @@ func (s *Sandbox) usesClusterDNS() bool {
 	return false
 }
 
-// writeEtcFiles generates the pod's /etc/resolv.conf and /etc/hosts.
+// writeEtcFiles generates the pod's /etc/resolv.conf, /etc/hosts and /etc/hostname.
 func (s *Sandbox) writeEtcFiles() error {
 	ns := s.pod.Namespace
 	d := s.rt.cfg.ClusterDomain
@@ -95,6 +98,9 @@ func (s *Sandbox) writeEtcFiles() error {
 	}
 	if err := os.WriteFile(s.hostsPath(), []byte(b.String()), 0o644); err != nil {
 		return fmt.Errorf("write hosts: %w", err)
+	}
+	if err := os.WriteFile(s.hostnamePath(), []byte(h+"\n"), 0o644); err != nil {
+		return fmt.Errorf("write hostname: %w", err)
 	}
 	return nil
 }

@@ -60,6 +60,10 @@ func TestSandboxNetworking(t *testing.T) {
 	if !strings.Contains(out, a.PodIPs()[0].String()+"\ta\n") {
 		t.Fatalf("/etc/hosts lacks the pod entry: %q", out)
 	}
+	out = execOK(t, a, testapp("c"), "weft-testapp", "cat", "/etc/hostname")
+	if out != "a\n" {
+		t.Fatalf("/etc/hostname = %q, want the pod's hostname", out)
+	}
 	out = execOK(t, a, testapp("c"), "weft-testapp", "id")
 	if !strings.Contains(out, "hostname=a") {
 		t.Fatalf("hostname not set: %q", out)

@@ -305,7 +305,7 @@ func envValue(env []string, key string) string {
 }
 
 // mounts lists the bind mounts of a container: its volumeMounts plus the pod's generated
-// /etc/hosts and /etc/resolv.conf (unless a volumeMount covers them).
+// /etc/hosts, /etc/hostname and /etc/resolv.conf (unless a volumeMount covers them).
 func (s *Sandbox) mounts(c ContainerSpec) ([]bindMount, error) {
 	var out []bindMount
 	covered := map[string]bool{}
@@ -338,6 +338,9 @@ func (s *Sandbox) mounts(c ContainerSpec) ([]bindMount, error) {
 	})
 	if !s.hostNet && !covered["/etc/hosts"] {
 		out = append(out, bindMount{Source: s.hostsPath(), Target: "/etc/hosts"})
+	}
+	if !s.hostNet && !covered["/etc/hostname"] {
+		out = append(out, bindMount{Source: s.hostnamePath(), Target: "/etc/hostname"})
 	}
 	if !covered["/etc/resolv.conf"] && (!s.hostNet || s.usesClusterDNS()) {
 		out = append(out, bindMount{Source: s.resolvPath(), Target: "/etc/resolv.conf"})
