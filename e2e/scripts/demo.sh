@@ -99,8 +99,8 @@ up() {
   "$bin/weft" viz stat deploy -n "$ns" -t 1m
   step "who talks to whom: weft viz edges deploy -n $ns"
   "$bin/weft" viz edges deploy -n "$ns" -t 1m
-  step "per-route figures of the books service: weft viz routes svc/books -n $ns"
-  "$bin/weft" viz routes svc/books -n "$ns" -t 1m
+  step "per-route figures of the traffic generator's calls to books: weft viz routes deploy/traffic --to svc/books -n $ns"
+  "$bin/weft" viz routes deploy/traffic --to svc/books -n "$ns" -t 1m
   cat <<MSG
 
 The meshed demo is running ($(elapsed) since the start). Use kubectl and weft against the local cluster:
@@ -112,7 +112,7 @@ The meshed demo is running ($(elapsed) since the start). Use kubectl and weft ag
   kubectl -n $ns exec -it deploy/web -c web -- sh          # a shell in the pod (its network, mounts)
   kubectl -n $ns port-forward svc/web 8080:8080            # then: curl http://localhost:8080/
   bin/weft viz stat deploy -n $ns                          # golden metrics per workload (last minute)
-  bin/weft viz routes svc/books -n $ns                     # per ServiceProfile route
+  bin/weft viz routes deploy/traffic --to svc/books -n $ns # per ServiceProfile route (GET /fail fails)
   bin/weft viz edges deploy -n $ns                         # who calls whom, and whether over mTLS
   bin/weft check
   bin/weft check --proxy -n $ns
