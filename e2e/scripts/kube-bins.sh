@@ -53,7 +53,8 @@ for v in gitVersion=$version gitMajor=1 gitMinor=$minor gitTreeState=clean; do
 done
 tmp=$(mktemp -d "$out/.build.XXXXXX")
 ticker="" build=""
-trap 'kill $ticker $build 2>/dev/null; rm -rf "$tmp"' EXIT
+# errexit holds inside traps too: a failed kill (both already gone) must not turn success into exit 1.
+trap 'kill $ticker $build 2>/dev/null || true; rm -rf "$tmp"' EXIT
 # -v names each package as it is compiled (cached ones are not named): count them for progress.
 progress="$tmp/progress"
 : >"$progress"
