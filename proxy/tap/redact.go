@@ -43,8 +43,10 @@ func (r redactor) headers(hdr HeaderView) []*tapv1.Header {
 	hdr.Range(func(name, value string) bool {
 		if r.redacts(name) {
 			value = Redacted
+		} else {
+			value = strings.Clone(value)
 		}
-		out = append(out, &tapv1.Header{Name: name, Value: value})
+		out = append(out, &tapv1.Header{Name: strings.Clone(name), Value: value})
 		return true
 	})
 	return out
