@@ -89,7 +89,7 @@ func tapBackends(t *testing.T) (h1, h2 net.Listener) {
 
 // dialTap opens a tap client to addr with the SPIFFE identity id, expecting
 // the proxy to be serverID.
-func dialTap(t *testing.T, ca *identitytest.CA, addr, id, serverID string) tapv1.TapClient {
+func dialTap(t testing.TB, ca *identitytest.CA, addr, id, serverID string) tapv1.TapClient {
 	t.Helper()
 	tc := tlsconfig.MTLSClientConfig(ca.SVID(t, id, time.Hour), ca.Bundle(), tlsconfig.AuthorizeID(spiffeid.RequireFromString(serverID)))
 	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
@@ -102,7 +102,7 @@ func dialTap(t *testing.T, ca *identitytest.CA, addr, id, serverID string) tapv1
 
 // observe opens a tap for limit exchanges and collects its events in the
 // background; the returned func waits (bounded) for the stream's end.
-func observe(t *testing.T, cl tapv1.TapClient, h *harness, limit uint32) func() []*tapv1.Event {
+func observe(t testing.TB, cl tapv1.TapClient, h *harness, limit uint32) func() []*tapv1.Event {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
