@@ -146,7 +146,7 @@ type tapPair struct {
 	client, server *harness
 }
 
-func newTapPair(t *testing.T, h1, h2 net.Listener) *tapPair {
+func newTapPair(t *testing.T, h1, h2 net.Listener, down string) *tapPair {
 	ca := identitytest.NewCA(t, "")
 	svc := identitytest.StartService(t, ca, identitytest.Options{Users: identitytest.Reviewer{
 		"tok-web": "system:serviceaccount:demo:web", "tok-books": "system:serviceaccount:demo:books",
@@ -169,7 +169,10 @@ func newTapPair(t *testing.T, h1, h2 net.Listener) *tapPair {
     protocol: http2
     labels: {deployment: books, namespace: demo}
     endpoints: [{addr: %q, identity: %q}]
-`, h1.Addr(), booksID, h2.Addr(), booksID)
+  - addresses: ["198.19.0.22:80"]
+    labels: {deployment: books, namespace: demo}
+    endpoints: [{addr: %q}]
+`, h1.Addr(), booksID, h2.Addr(), booksID, down)
 	client := newHarnessWith(t, func(c *config.Config) {
 		c.Identity = identityFor(t, ca, svc, webID, "tok-web")
 		c.StaticDiscovery = writeDiscovery(t, disc)
@@ -247,13 +250,16 @@ func headerValues(hs []*tapv1.Header, name string) []string {
 // client with another identity is refused and counted.
 func TestTapProxyPair(t *testing.T) {
 	h1, h2 := tapBackends(t)
-	p := newTapPair(t, h1, h2)
+	downLn := listen(t)
+	down := downLn.Addr().String()
+	downLn.Close() // nothing listens there: connect_failed
+	p := newTapPair(t, h1, h2, down)
 	if p.server.TapAddr() == nil || p.client.TapAddr() == nil {
 		t.Fatal("tap server not started")
 	}
 	const exchanges = 9
 	viz := func(h *harness, id string) tapv1.TapClient { return dialTap(t, p.ca, h.TapAddr().String(), vizID, id) }
-	outbound := observe(t, viz(p.client, webID), p.client, exchanges)
+	outbound := observe(t, viz(p.client, webID), p.client, exchanges+1) // + the connect failure
 	inbound := observe(t, viz(p.server, booksID), p.server, exchanges)
 
 	secrets := map[string]string{"Authorization": "Bearer " + secret, "Proxy-Authorization": "Basic " + secret,
@@ -281,17 +287,33 @@ func TestTapProxyPair(t *testing.T) {
 		}
 	}
 
+	// A proxy error (outbound only: nothing reaches the server proxy).
+	p.client.to("198.19.0.22:80")
+	hc.CloseIdleConnections() // the original destination is the connection's
+	req, _ := http.NewRequest("GET", "http://"+p.client.outbound()+"/down", nil)
+	for k, v := range secrets {
+		req.Header.Set(k, v)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 502 || resp.Header.Get("weft-proxy-error") != "connect_failed" {
+		t.Fatalf("down: %d %q", resp.StatusCode, resp.Header.Get("weft-proxy-error"))
+	}
+
 	// HTTP/2 and gRPC over h2c from the app.
 	p.client.to("198.19.0.21:80")
 	h2t := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, network, p.client.outbound())
 	}}
 	defer h2t.CloseIdleConnections()
-	req, _ := http.NewRequest("GET", "http://books.demo/h2", nil)
+	req, _ = http.NewRequest("GET", "http://books.demo/h2", nil)
 	for k, v := range secrets {
 		req.Header.Set(k, v)
 	}
-	resp, err := h2t.RoundTrip(req)
+	resp, err = h2t.RoundTrip(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,16 +369,17 @@ func TestTapProxyPair(t *testing.T) {
 	for _, side := range []struct {
 		name   string
 		evs    []*tapv1.Event
+		n      int
 		dir    string
 		client string
 		server string
 	}{
-		{"outbound", outbound(), "outbound", "", booksID},
-		{"inbound", inbound(), "inbound", webID, ""},
+		{"outbound", outbound(), exchanges + 1, "outbound", "", booksID},
+		{"inbound", inbound(), exchanges, "inbound", webID, ""},
 	} {
 		t.Run(side.name, func(t *testing.T) {
-			if len(side.evs) != 3*exchanges {
-				t.Errorf("%d events, want %d (req, rsp, end per exchange)", len(side.evs), 3*exchanges)
+			if len(side.evs) != 3*side.n {
+				t.Errorf("%d events, want %d (req, rsp, end per exchange)", len(side.evs), 3*side.n)
 			}
 			xs := byPath(t, side.evs)
 			counts := map[string]int{}
@@ -365,6 +388,9 @@ func TestTapProxyPair(t *testing.T) {
 			}
 			want := map[string]int{"/books/0": 1, "/books/1": 1, "/books/2": 1, "/books/3": 1, "/h2": 1, "/reset": 1,
 				"/grpc.testing.TestService/UnaryCall": 2, "/grpc.testing.TestService/StreamingOutputCall": 1}
+			if side.dir == "outbound" {
+				want["/down"] = 1
+			}
 			if fmt.Sprint(counts) != fmt.Sprint(want) {
 				t.Fatalf("exchanges by path %v, want %v", counts, want)
 			}
@@ -390,10 +416,23 @@ func TestTapProxyPair(t *testing.T) {
 	if status.Code(err) != codes.Unavailable {
 		t.Fatalf("other identity: err = %v, want Unavailable (handshake refused)", err)
 	}
+	// So is a client without a certificate.
+	plain, err := grpc.NewClient(p.server.TapAddr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	pst, err := tapv1.NewTapClient(plain).Observe(octx, &tapv1.ObserveRequest{})
+	if err == nil {
+		_, err = pst.Recv()
+	}
+	if status.Code(err) != codes.Unavailable {
+		t.Fatalf("plaintext client: err = %v, want Unavailable", err)
+	}
 	m := scrape(t, p.server)
 	promtoolCheck(t, m)
-	if v := metricValue(m, "tap_refused_total"); v < 1 {
-		t.Fatalf("tap_refused_total = %v, want ≥ 1\n%s", v, grepLines(m, "tap_"))
+	if v := metricValue(m, "tap_refused_total"); v < 2 {
+		t.Fatalf("tap_refused_total = %v, want ≥ 2 (gRPC may retry a refused connection)\n%s", v, grepLines(m, "tap_"))
 	}
 	if v := metricValue(m, "tap_opened_total"); v != 1 {
 		t.Fatalf("tap_opened_total = %v, want 1", v)
@@ -407,9 +446,10 @@ func checkExchange(t *testing.T, dir, clientID, serverID, path string, x *exchan
 		t.Errorf("%s: events %s, want req,rsp,end", path, got)
 		return
 	}
+	meshed := path != "/down" // the failing destination is not meshed
 	for _, ev := range x.evs {
-		if ev.GetDirection() != dir || !ev.GetTls() || ev.GetSourceAddr() == "" || ev.GetTargetAddr() == "" ||
-			clientID != "" && ev.GetClientId() != clientID || serverID != "" && ev.GetServerId() != serverID {
+		if ev.GetDirection() != dir || ev.GetTls() != meshed || ev.GetSourceAddr() == "" || ev.GetTargetAddr() == "" ||
+			meshed && (clientID != "" && ev.GetClientId() != clientID || serverID != "" && ev.GetServerId() != serverID) {
 			t.Errorf("%s: event lacks peer facts: %v", path, ev)
 		}
 		if dir == "outbound" && ev.GetDestinationLabels()["deployment"] != "books" {
@@ -431,11 +471,15 @@ func checkExchange(t *testing.T, dir, clientID, serverID, path string, x *exchan
 				t.Errorf("%s: request %s = %q, want REDACTED", path, name, vs)
 			}
 		}
-		if vs := headerValues(rsp.GetHeaders(), "Set-Cookie"); path != "/reset" && (len(vs) != 1 || vs[0] != "REDACTED") {
+		if vs := headerValues(rsp.GetHeaders(), "Set-Cookie"); meshed && path != "/reset" && (len(vs) != 1 || vs[0] != "REDACTED") {
 			t.Errorf("%s: response Set-Cookie = %q, want REDACTED", path, vs)
 		}
 	}
-	if rsp.GetStatus() != 200 || rsp.GetLatencyUs() <= 0 || rsp.GetLatencyUs() > end.GetDurationUs() {
+	wantStatus := int32(200)
+	if !meshed {
+		wantStatus = 502
+	}
+	if rsp.GetStatus() != wantStatus || rsp.GetLatencyUs() <= 0 || rsp.GetLatencyUs() > end.GetDurationUs() {
 		t.Errorf("%s: response %v, end %v", path, rsp, end)
 	}
 	type want struct {
@@ -451,6 +495,8 @@ func checkExchange(t *testing.T, dir, clientID, serverID, path string, x *exchan
 		if path == "/books/3" {
 			w.bytes += int64(len("payload"))
 		}
+	case path == "/down":
+		w = want{grpc: -1, bytes: int64(len("connect_failed\n")), kind: "connect_failed"}
 	case path == "/h2":
 		w = want{grpc: -1, bytes: int64(len("hello over h2"))}
 	case path == "/reset":
