@@ -13,7 +13,6 @@ package tap
 
 import (
 	"errors"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -120,19 +119,18 @@ func (h *Hub) begin(r *pipeline.TapRequest) *Exchange {
 			continue
 		}
 		if x == nil {
-			x = &Exchange{hub: h, id: h.ids.Add(1), base: baseEvent(rec.Direction, &rec.Peer, r.Source)}
+			x = &Exchange{hub: h, id: h.ids.Add(1), base: baseOf(rec.Direction, &rec.Peer, r.Source)}
+			x.taps = x.one[:0]
 		}
 		x.taps = append(x.taps, t)
 	}
 	if x == nil {
 		return nil
 	}
+	ri := &tapv1.RequestInit{Method: rec.Method, Scheme: r.Scheme, Authority: r.Authority, Path: rec.Path}
+	ri.Headers = h.redact.headers(r.Headers, &ri.Method, &ri.Scheme, &ri.Authority, &ri.Path)
 	ev := x.event()
-	ev.Kind = &tapv1.Event_Request{Request: &tapv1.RequestInit{
-		Method: strings.Clone(rec.Method), Scheme: strings.Clone(r.Scheme),
-		Authority: strings.Clone(r.Authority), Path: strings.Clone(rec.Path),
-		Headers: h.redact.headers(r.Headers),
-	}}
+	ev.Kind = &tapv1.Event_Request{Request: ri}
 	x.send(ev)
 	return x
 }
@@ -142,8 +140,9 @@ func (h *Hub) begin(r *pipeline.TapRequest) *Exchange {
 type Exchange struct {
 	hub  *Hub
 	id   uint64
-	base *tapv1.Event
+	base base
 	taps []*Tap
+	one  [1]*Tap // taps' storage for the usual single tap
 }
 
 // Response reports the response head.
@@ -170,12 +169,11 @@ func (x *Exchange) End(e *pipeline.TapEnd) {
 	}
 }
 
-// event returns a fresh event sharing the exchange's immutable fields.
+// event returns a fresh event with the exchange's immutable fields.
 func (x *Exchange) event() *tapv1.Event {
-	b := x.base
-	return &tapv1.Event{Id: x.id, Direction: b.Direction, Tls: b.Tls, ClientId: b.ClientId,
-		ServerId: b.ServerId, TargetAddr: b.TargetAddr, SourceAddr: b.SourceAddr,
-		DestinationLabels: b.DestinationLabels}
+	b := &x.base
+	return &tapv1.Event{Id: x.id, Direction: b.dir, Tls: b.tls, ClientId: b.clientID,
+		ServerId: b.serverID, TargetAddr: b.target, SourceAddr: b.source, DestinationLabels: b.labels}
 }
 
 func (x *Exchange) send(ev *tapv1.Event) {
@@ -186,20 +184,24 @@ func (x *Exchange) send(ev *tapv1.Event) {
 	}
 }
 
-func baseEvent(dir record.Direction, p *record.Peer, source string) *tapv1.Event {
-	ev := &tapv1.Event{Direction: dir.String(), SourceAddr: strings.Clone(source)}
-	if p == nil {
-		return ev
-	}
-	ev.Tls, ev.ClientId, ev.ServerId = p.TLS, strings.Clone(p.ClientID), strings.Clone(p.ServerID)
-	ev.TargetAddr = strings.Clone(p.TargetAddr)
+// base are the fields every event of an exchange shares. The peer's
+// strings are immutable (record.Peer) and the source is not reused, so they
+// are kept without copies; the labels map is shared by the events.
+type base struct {
+	dir, clientID, serverID, target, source string
+	tls                                     bool
+	labels                                  map[string]string
+}
+
+func baseOf(dir record.Direction, p *record.Peer, source string) base {
+	b := base{dir: dir.String(), source: source, tls: p.TLS, clientID: p.ClientID, serverID: p.ServerID, target: p.TargetAddr}
 	if len(p.Labels) > 0 {
-		ev.DestinationLabels = make(map[string]string, len(p.Labels))
+		b.labels = make(map[string]string, len(p.Labels))
 		for _, l := range p.Labels {
-			ev.DestinationLabels[strings.Clone(trimDst(l.Name))] = strings.Clone(l.Value)
+			b.labels[trimDst(l.Name)] = l.Value
 		}
 	}
-	return ev
+	return b
 }
 
 func trimDst(name string) string {
