@@ -181,12 +181,12 @@ func newTapPair(t *testing.T, h1, h2 net.Listener, down string) *tapPair {
 	return &tapPair{ca: ca, client: client, server: server}
 }
 
-// exchange is one tapped exchange's events, in arrival order.
-type exchange struct {
+// tapped is one tapped exchange's events, in arrival order.
+type tapped struct {
 	evs []*tapv1.Event
 }
 
-func (x *exchange) kinds() string {
+func (x *tapped) kinds() string {
 	var ks []string
 	for _, ev := range x.evs {
 		switch ev.Kind.(type) {
@@ -203,22 +203,22 @@ func (x *exchange) kinds() string {
 	return strings.Join(ks, ",")
 }
 
-func (x *exchange) req() *tapv1.RequestInit  { return x.evs[0].GetRequest() }
-func (x *exchange) end() *tapv1.ResponseEnd  { return x.evs[len(x.evs)-1].GetEnd() }
-func (x *exchange) rsp() *tapv1.ResponseInit { return x.evs[1].GetResponse() }
+func (x *tapped) req() *tapv1.RequestInit  { return x.evs[0].GetRequest() }
+func (x *tapped) end() *tapv1.ResponseEnd  { return x.evs[len(x.evs)-1].GetEnd() }
+func (x *tapped) rsp() *tapv1.ResponseInit { return x.evs[1].GetResponse() }
 
 // byPath groups events into exchanges by id, keyed by the request path.
-func byPath(t *testing.T, evs []*tapv1.Event) map[string][]*exchange {
+func byPath(t *testing.T, evs []*tapv1.Event) map[string][]*tapped {
 	t.Helper()
-	ids := map[uint64]*exchange{}
-	out := map[string][]*exchange{}
+	ids := map[uint64]*tapped{}
+	out := map[string][]*tapped{}
 	for _, ev := range evs {
 		if ev.GetLost() != nil {
 			t.Fatalf("events lost: %v", ev)
 		}
 		x := ids[ev.GetId()]
 		if x == nil {
-			x = &exchange{}
+			x = &tapped{}
 			ids[ev.GetId()] = x
 			if r := ev.GetRequest(); r != nil {
 				out[r.GetPath()] = append(out[r.GetPath()], x)
@@ -241,12 +241,6 @@ func headerValues(hs []*tapv1.Header, name string) []string {
 	return vs
 }
 
-// TestTapProxyPair: a real tap client on both proxies of a meshed pair
-// sees every HTTP/1, HTTP/2 and gRPC exchange (unary, failing, streaming,
-// reset) as req → rsp → end with the peers' identities, tls and the
-// destination's labels; every listed header is redacted on the stream; a
-// client with another identity is refused and counted.
-// checkExchange checks one exchange's order, peer facts, redaction and end.
 // metricValue is the value of the unlabelled series name in exposition m.
 func metricValue(m, name string) float64 {
 	for _, l := range strings.Split(m, "\n") {

@@ -21,6 +21,11 @@ import (
 	tapv1 "github.com/weftmesh/weft/api/tap/v1"
 )
 
+// TestTapProxyPair: a real tap client on both proxies of a meshed pair
+// sees every HTTP/1, HTTP/2 and gRPC exchange (unary, failing, streaming,
+// reset) as req → rsp → end with the peers' identities, tls and the
+// destination's labels; every listed header is redacted on the stream; a
+// client with another identity is refused and counted.
 func TestTapProxyPair(t *testing.T) {
 	h1, h2 := tapBackends(t)
 	downLn := listen(t)
@@ -221,7 +226,8 @@ func TestTapProxyPair(t *testing.T) {
 	}
 }
 
-func checkExchange(t *testing.T, dir, clientID, serverID, path string, x *exchange) {
+// checkExchange checks one exchange's order, peer facts, redaction and end.
+func checkExchange(t *testing.T, dir, clientID, serverID, path string, x *tapped) {
 	t.Helper()
 	if got := x.kinds(); got != "req,rsp,end" {
 		t.Errorf("%s: events %s, want req,rsp,end", path, got)
