@@ -3,9 +3,10 @@ package tap
 import (
 	"testing"
 	"time"
+	"unsafe"
 
 	tapv1 "github.com/weftmesh/weft/api/tap/v1"
-	"github.com/weftmesh/weft/proxy/proxyerr"
+	"github.com/weftmesh/weft/proxy/pipeline"
 	"github.com/weftmesh/weft/proxy/record"
 )
 
@@ -20,6 +21,16 @@ func (h headers) Range(f func(name, value string) bool) {
 	}
 }
 
+// begin is Hub.Begin with the request spelled out.
+func begin(h *Hub, dir record.Direction, method, scheme, authority, path string, hdr HeaderView, peer *record.Peer) pipeline.TapExchange {
+	rec := &record.HTTP{Direction: dir, Method: method, Path: path, GRPCStatus: -1}
+	if peer != nil {
+		rec.Peer = *peer
+	}
+	return h.Begin(&pipeline.TapRequest{Rec: rec, Scheme: scheme, Authority: authority,
+		Source: "198.18.0.9:40000", Headers: hdr})
+}
+
 var webPeer = &record.Peer{
 	Authority: "web.demo.svc.cluster.local:80", TargetAddr: "198.18.0.7:8080", TLS: true,
 	ClientID: "spiffe://cluster.local/ns/demo/sa/client", ServerID: "spiffe://cluster.local/ns/demo/sa/web",
@@ -27,7 +38,8 @@ var webPeer = &record.Peer{
 }
 
 func TestFilterMatches(t *testing.T) {
-	req := requestInfo{dir: record.Outbound, method: "GET", authority: "web.demo.svc.cluster.local:80", path: "/api/books/1", peer: webPeer}
+	req := requestInfo{dir: record.Outbound, method: "GET", authority: "web.demo.svc.cluster.local:80", path: "/api/books/1",
+		source: "198.18.0.9:40000", peer: webPeer}
 	for _, tc := range []struct {
 		name   string
 		filter *tapv1.Filter
@@ -48,6 +60,9 @@ func TestFilterMatches(t *testing.T) {
 		{"server id", &tapv1.Filter{ServerId: webPeer.ServerID}, true},
 		{"destination labels", &tapv1.Filter{DestinationLabels: map[string]string{"deployment": "web", "namespace": "demo"}}, true},
 		{"one label differs", &tapv1.Filter{DestinationLabels: map[string]string{"deployment": "web", "namespace": "prod"}}, false},
+		{"source ip", &tapv1.Filter{SourceIps: []string{"198.18.0.5", "198.18.0.9"}}, true},
+		{"other source ip", &tapv1.Filter{SourceIps: []string{"198.18.0.5"}}, false},
+		{"source ip, IPv4-mapped", &tapv1.Filter{SourceIps: []string{"::ffff:198.18.0.9"}}, true},
 		{"all fields", &tapv1.Filter{Direction: "outbound", Method: "GET", PathPrefix: "/api", ServerId: webPeer.ServerID}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -60,16 +75,37 @@ func TestFilterMatches(t *testing.T) {
 			}
 		})
 	}
-	noPeer := req
-	noPeer.peer = nil
-	f, _ := compileFilter(&tapv1.Filter{ClientId: "x"})
-	if f.matches(&noPeer) {
-		t.Fatal("identity filter matched a request without peer")
+	// A request that failed routing has an empty peer: identity and label
+	// filters never match it, the others still do.
+	for _, tc := range []struct {
+		name   string
+		peer   *record.Peer
+		filter *tapv1.Filter
+		want   bool
+	}{
+		{"no peer, client id", nil, &tapv1.Filter{ClientId: "x"}, false},
+		{"empty peer, client id", &record.Peer{}, &tapv1.Filter{ClientId: "x"}, false},
+		{"empty peer, server id", &record.Peer{}, &tapv1.Filter{ServerId: webPeer.ServerID}, false},
+		{"empty peer, labels", &record.Peer{}, &tapv1.Filter{DestinationLabels: map[string]string{"deployment": "web"}}, false},
+		{"empty peer, path", &record.Peer{}, &tapv1.Filter{PathPrefix: "/api"}, true},
+		{"empty peer, source ip", &record.Peer{}, &tapv1.Filter{SourceIps: []string{"198.18.0.9"}}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := req
+			r.peer = tc.peer
+			f, err := compileFilter(tc.filter)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := f.matches(&r); got != tc.want {
+				t.Fatalf("matches = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }
 
 func TestFilterRejectsBadInput(t *testing.T) {
-	for _, f := range []*tapv1.Filter{{Direction: "sideways"}, {PathPrefix: "api"}} {
+	for _, f := range []*tapv1.Filter{{Direction: "sideways"}, {PathPrefix: "api"}, {SourceIps: []string{"web-1"}}} {
 		if _, err := compileFilter(f); err == nil {
 			t.Errorf("compileFilter(%v) = nil error", f)
 		}
@@ -109,10 +145,10 @@ func TestRateLimitPerTap(t *testing.T) {
 	admitted := func(n int) int {
 		c := 0
 		for range n {
-			if x := h.Begin(record.Inbound, "GET", "http", "a", "/", nil, webPeer); x != nil {
+			if x := begin(h, record.Inbound, "GET", "http", "a", "/", nil, webPeer); x != nil {
 				c++
 				x.Response(200, nil, time.Millisecond)
-				x.End(-1, 10, 2*time.Millisecond, 0, false)
+				x.End(&pipeline.TapEnd{GRPCStatus: -1, Bytes: 10, Duration: 2 * time.Millisecond, Reset: false})
 			}
 		}
 		return c
@@ -149,12 +185,15 @@ func TestLimitConcurrencyAndDrops(t *testing.T) {
 		t.Fatalf("third tap: err = %v, want ErrTooManyTaps", err)
 	}
 	for i := range 3 {
-		x := h.Begin(record.Outbound, "GET", "http", "a", "/", nil, webPeer)
+		x := begin(h, record.Outbound, "GET", "http", "a", "/", nil, webPeer)
 		if (x == nil) != (i == 2) {
 			t.Fatalf("exchange %d: tapped = %v", i, x != nil)
 		}
-		x.Response(200, nil, 0) // nil-safe
-		x.End(-1, 0, 0, proxyerr.Kind(0), false)
+		if x == nil {
+			continue
+		}
+		x.Response(200, nil, 0)
+		x.End(&pipeline.TapEnd{GRPCStatus: -1, Bytes: 0, Duration: 0, Reset: false})
 	}
 	select {
 	case <-a.Done():
@@ -173,5 +212,30 @@ func TestLimitConcurrencyAndDrops(t *testing.T) {
 	b.Close()
 	if h.Active() {
 		t.Fatal("active after every tap closed")
+	}
+}
+
+// TestEventsOwnTheirStrings: an adapter's strings may alias its buffers
+// (HTTP/1 hands in views of fasthttp's); an event keeps copies, so reusing
+// the buffer after Begin and Response changes nothing already queued.
+func TestEventsOwnTheirStrings(t *testing.T) {
+	h := NewHub(Config{})
+	tp, err := h.Open(&tapv1.ObserveRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tp.Close()
+	buf := []byte("GET/booksAcceptapplication/jsonweb:80")
+	view := func(i, j int) string { return unsafe.String(&buf[i], j-i) }
+	x := begin(h, record.Outbound, view(0, 3), "http", view(31, 37), view(3, 9), headers{{view(9, 15), view(15, 31)}}, webPeer)
+	x.Response(200, headers{{view(9, 15), view(15, 31)}}, time.Millisecond)
+	for i := range buf {
+		buf[i] = 'X'
+	}
+	req, rsp := (<-tp.Events()).GetRequest(), (<-tp.Events()).GetResponse()
+	if req.GetMethod() != "GET" || req.GetPath() != "/books" || req.GetAuthority() != "web:80" ||
+		req.GetHeaders()[0].GetName() != "Accept" || req.GetHeaders()[0].GetValue() != "application/json" ||
+		rsp.GetHeaders()[0].GetValue() != "application/json" {
+		t.Fatalf("events changed with the adapter's buffer: %v / %v", req, rsp)
 	}
 }

@@ -107,8 +107,12 @@ type Filter struct {
 	// Every pair must be among the destination's labels (dst_* without the
 	// prefix, e.g. deployment=web, namespace=demo, pod=web-1).
 	DestinationLabels map[string]string `protobuf:"bytes,7,rep,name=destination_labels,json=destinationLabels,proto3" json:"destination_labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The client's IP must be one of these (the source pods' IPs: inbound
+	// the peer proxy's, outbound the local application's); empty matches
+	// every source.
+	SourceIps     []string `protobuf:"bytes,8,rep,name=source_ips,json=sourceIps,proto3" json:"source_ips,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Filter) Reset() {
@@ -190,6 +194,13 @@ func (x *Filter) GetDestinationLabels() map[string]string {
 	return nil
 }
 
+func (x *Filter) GetSourceIps() []string {
+	if x != nil {
+		return x.SourceIps
+	}
+	return nil
+}
+
 type Header struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -255,6 +266,9 @@ type Event struct {
 	// destination (inbound).
 	TargetAddr        string            `protobuf:"bytes,6,opt,name=target_addr,json=targetAddr,proto3" json:"target_addr,omitempty"`
 	DestinationLabels map[string]string `protobuf:"bytes,7,rep,name=destination_labels,json=destinationLabels,proto3" json:"destination_labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The client's ip:port as the proxy's listener saw it: the application
+	// (outbound) or the peer proxy (inbound).
+	SourceAddr string `protobuf:"bytes,8,opt,name=source_addr,json=sourceAddr,proto3" json:"source_addr,omitempty"`
 	// Types that are valid to be assigned to Kind:
 	//
 	//	*Event_Request
@@ -343,6 +357,13 @@ func (x *Event) GetDestinationLabels() map[string]string {
 		return x.DestinationLabels
 	}
 	return nil
+}
+
+func (x *Event) GetSourceAddr() string {
+	if x != nil {
+		return x.SourceAddr
+	}
+	return ""
 }
 
 func (x *Event) GetKind() isEvent_Kind {
@@ -685,7 +706,7 @@ const file_tap_v1_tap_proto_rawDesc = "" +
 	"\x0eObserveRequest\x12+\n" +
 	"\x06filter\x18\x01 \x01(\v2\x13.weft.tap.v1.FilterR\x06filter\x12\x14\n" +
 	"\x05limit\x18\x02 \x01(\rR\x05limit\x12\x17\n" +
-	"\amax_rps\x18\x03 \x01(\rR\x06maxRps\"\xd8\x02\n" +
+	"\amax_rps\x18\x03 \x01(\rR\x06maxRps\"\xf7\x02\n" +
 	"\x06Filter\x12\x1c\n" +
 	"\tdirection\x18\x01 \x01(\tR\tdirection\x12\x1c\n" +
 	"\tauthority\x18\x02 \x01(\tR\tauthority\x12\x1f\n" +
@@ -694,13 +715,15 @@ const file_tap_v1_tap_proto_rawDesc = "" +
 	"\x06method\x18\x04 \x01(\tR\x06method\x12\x1b\n" +
 	"\tclient_id\x18\x05 \x01(\tR\bclientId\x12\x1b\n" +
 	"\tserver_id\x18\x06 \x01(\tR\bserverId\x12Y\n" +
-	"\x12destination_labels\x18\a \x03(\v2*.weft.tap.v1.Filter.DestinationLabelsEntryR\x11destinationLabels\x1aD\n" +
+	"\x12destination_labels\x18\a \x03(\v2*.weft.tap.v1.Filter.DestinationLabelsEntryR\x11destinationLabels\x12\x1d\n" +
+	"\n" +
+	"source_ips\x18\b \x03(\tR\tsourceIps\x1aD\n" +
 	"\x16DestinationLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"2\n" +
 	"\x06Header\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"\x90\x04\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\xb1\x04\n" +
 	"\x05Event\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1c\n" +
 	"\tdirection\x18\x02 \x01(\tR\tdirection\x12\x10\n" +
@@ -709,7 +732,9 @@ const file_tap_v1_tap_proto_rawDesc = "" +
 	"\tserver_id\x18\x05 \x01(\tR\bserverId\x12\x1f\n" +
 	"\vtarget_addr\x18\x06 \x01(\tR\n" +
 	"targetAddr\x12X\n" +
-	"\x12destination_labels\x18\a \x03(\v2).weft.tap.v1.Event.DestinationLabelsEntryR\x11destinationLabels\x124\n" +
+	"\x12destination_labels\x18\a \x03(\v2).weft.tap.v1.Event.DestinationLabelsEntryR\x11destinationLabels\x12\x1f\n" +
+	"\vsource_addr\x18\b \x01(\tR\n" +
+	"sourceAddr\x124\n" +
 	"\arequest\x18\n" +
 	" \x01(\v2\x18.weft.tap.v1.RequestInitH\x00R\arequest\x127\n" +
 	"\bresponse\x18\v \x01(\v2\x19.weft.tap.v1.ResponseInitH\x00R\bresponse\x12,\n" +
