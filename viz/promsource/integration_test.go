@@ -12,7 +12,6 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
-	"strconv"
 	"testing"
 	"time"
 
@@ -163,17 +162,18 @@ func TestPrometheusSourceAgreesWithWindow(t *testing.T) {
 	get("/other")
 
 	admin := map[string]string{"web-1": web.AdminAddr().String(), "books-1": books.AdminAddr().String()}
-	prom := startPrometheus(t, scrapeConfig(map[string]map[string]string{
-		admin["web-1"]:   {"namespace": "demo", "pod": "web-1"},
-		admin["books-1"]: {"namespace": "demo", "pod": "books-1"},
+	prom := startPrometheus(t, shippedScrapeConfig(t, map[string][2]string{
+		admin["web-1"]:   {"web-1", "web"},
+		admin["books-1"]: {"books-1", "books"},
 	}))
 	client := fake.NewClientset(ownedPod("web-1", "web", "198.18.0.1"), ownedPod("books-1", "books", "198.18.0.2"))
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
+	apiStart := time.Now()
 	win := startAPI(t, ctx, client, admin, "")
 	pq := startAPI(t, ctx, client, admin, prom.URL)
 	waitTargets(t, prom.URL, 2)
-	time.Sleep(3 * time.Second) // both sources hold a few scrapes of the warm state
+	time.Sleep(5 * time.Second) // both sources hold scrapes of the warm state
 
 	sent := map[string]int{}
 	send := func(path string) {
@@ -186,12 +186,25 @@ func TestPrometheusSourceAgreesWithWindow(t *testing.T) {
 		}
 		sent[path]++
 	}
+	trafficStart := time.Now()
 	paths := []string{"/ok", "/ok", "/ok", "/fail", "/other", "/other"}
 	for i := range 300 {
 		send(paths[i%len(paths)])
 		time.Sleep(10 * time.Millisecond)
 	}
 	time.Sleep(3 * time.Second)
+	// The queries' window: everything the window holds (it began scraping
+	// after apiStart), so it covers the warm state before the traffic even
+	// as it slides while the queries run (the 5 s above are the slack).
+	span := time.Duration(time.Since(apiStart)/time.Second-1) * time.Second
+	t.Logf("window %s, traffic over the last %s", span, time.Since(trafficStart).Round(time.Millisecond))
+	params := func(resource string, extra ...string) url.Values {
+		v := url.Values{"resource": {resource}, "namespace": {"demo"}, "window": {span.String()}}
+		for i := 0; i+1 < len(extra); i += 2 {
+			v.Set(extra[i], extra[i+1])
+		}
+		return v
+	}
 	total := float64(sent["/ok"] + sent["/fail"] + sent["/other"])
 	t.Logf("sent %v", sent)
 
@@ -245,23 +258,12 @@ func TestPrometheusSourceAgreesWithWindow(t *testing.T) {
 	pq.get(t, metricsapi.EdgesPath, params("deploy"), &pe)
 	agreeRows(t, "edges deploy", we, pe, func(e window.Edge) string { return e.Src + " -> " + e.Dst },
 		func(e window.Edge) window.Signals { return e.Signals }, map[string]float64{"web -> books": total})
+	checkShipped(t, prom.URL)
 	for i := range min(len(we), len(pe)) {
 		if we[i].Secured != pe[i].Secured || we[i].SrcNamespace != pe[i].SrcNamespace || we[i].DstNamespace != pe[i].DstNamespace {
 			t.Errorf("edge %d: window %+v, prometheus %+v", i, we[i], pe[i])
 		}
 	}
-}
-
-// spanSeconds is the queries' window: it covers the measured traffic and
-// the scrapes after it, and no more than both sources hold.
-const spanSeconds = 10
-
-func params(resource string, extra ...string) url.Values {
-	v := url.Values{"resource": {resource}, "namespace": {"demo"}, "window": {strconv.Itoa(spanSeconds) + "s"}}
-	for i := 0; i+1 < len(extra); i += 2 {
-		v.Set(extra[i], extra[i+1])
-	}
-	return v
 }
 
 // near reports whether two request counts agree within 10 % (Prometheus'
@@ -294,7 +296,7 @@ func agreeRows[R any](t *testing.T, name string, w, p []R, id func(R) string, si
 		if !near(ws.Requests, sentN) || !near(ps.Requests, sentN) {
 			t.Errorf("%s %s: requests %.1f from the window, %.1f from prometheus, %.0f sent", name, wi, ws.Requests, ps.Requests, sentN)
 		}
-		if !near(ws.RPS*spanSeconds, ps.RPS*spanSeconds) {
+		if math.Abs(ws.RPS-ps.RPS) > 0.1*math.Max(ws.RPS, ps.RPS)+0.2 {
 			t.Errorf("%s %s: rps %.2f from the window, %.2f from prometheus", name, wi, ws.RPS, ps.RPS)
 		}
 		if !ratioNear(ws.Success, ps.Success, 0.03) || !ratioNear(ws.TLSShare, ps.TLSShare, 0.03) {
@@ -323,7 +325,7 @@ func agreeRows[R any](t *testing.T, name string, w, p []R, id func(R) string, si
 		if ws.TCPConn != ps.TCPConn {
 			t.Errorf("%s %s: tcp connections %.0f from the window, %.0f from prometheus", name, wi, ws.TCPConn, ps.TCPConn)
 		}
-		if !near(ws.ReadBps*spanSeconds, ps.ReadBps*spanSeconds) && math.Abs(ws.ReadBps-ps.ReadBps) > 0.1*math.Max(ws.ReadBps, ps.ReadBps) {
+		if math.Abs(ws.ReadBps-ps.ReadBps) > 0.1*math.Max(ws.ReadBps, ps.ReadBps)+1 {
 			t.Errorf("%s %s: read %.1f B/s from the window, %.1f from prometheus", name, wi, ws.ReadBps, ps.ReadBps)
 		}
 	}

@@ -2,13 +2,11 @@ package promsource_test
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 )
@@ -80,18 +78,4 @@ func freeAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
-}
-
-// scrapeConfig is a Prometheus configuration scraping each target (admin
-// address → target labels) every second as job weft-proxy.
-func scrapeConfig(targets map[string]map[string]string) string {
-	var b strings.Builder
-	b.WriteString("global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n  evaluation_interval: 1s\nscrape_configs:\n- job_name: weft-proxy\n  static_configs:\n")
-	for addr, labels := range targets {
-		fmt.Fprintf(&b, "  - targets: [%q]\n    labels:\n", addr)
-		for k, v := range labels {
-			fmt.Fprintf(&b, "      %s: %q\n", k, v)
-		}
-	}
-	return b.String()
 }
