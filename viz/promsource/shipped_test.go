@@ -40,13 +40,13 @@ func shippedScrapeConfig(t *testing.T, pods map[string][2]string) string {
 	var static []any
 	for addr, p := range pods {
 		static = append(static, map[string]any{"targets": []any{addr}, "labels": map[string]any{
-			"__meta_kubernetes_namespace":                  "demo",
-			"__meta_kubernetes_pod_name":                   p[0],
-			"__meta_kubernetes_pod_phase":                  "Running",
-			"__meta_kubernetes_pod_container_name":         "weft-proxy",
-			"__meta_kubernetes_pod_container_port_name":    "weft-admin",
-			"__meta_kubernetes_pod_controller_kind":        "ReplicaSet",
-			"__meta_kubernetes_pod_controller_name":        p[1] + "-5d8f7c9b4",
+			"__meta_kubernetes_namespace":                            "demo",
+			"__meta_kubernetes_pod_name":                             p[0],
+			"__meta_kubernetes_pod_phase":                            "Running",
+			"__meta_kubernetes_pod_container_name":                   "weft-proxy",
+			"__meta_kubernetes_pod_container_port_name":              "weft-admin",
+			"__meta_kubernetes_pod_controller_kind":                  "ReplicaSet",
+			"__meta_kubernetes_pod_controller_name":                  p[1] + "-5d8f7c9b4",
 			"__meta_kubernetes_pod_annotation_weft_io_proxy_version": "dev",
 		}})
 	}
