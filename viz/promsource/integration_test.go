@@ -210,8 +210,11 @@ func TestPrometheusSourceAgreesWithWindow(t *testing.T) {
 
 	stat := func(resource string, extra ...string) (w, p []window.Row) {
 		v := params(resource, extra...)
+		t0 := time.Now()
 		win.get(t, metricsapi.StatPath, v, &w)
+		t1 := time.Now()
 		pq.get(t, metricsapi.StatPath, v, &p)
+		t.Logf("stat %s %v answered in %s from the window, %s from prometheus", resource, extra, t1.Sub(t0).Round(time.Microsecond), time.Since(t1).Round(time.Microsecond))
 		return w, p
 	}
 	for _, tc := range []struct {
