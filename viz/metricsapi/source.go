@@ -45,6 +45,10 @@ func newSource(cfg *Config, win *window.Window) (Source, error) {
 	return promsource.New(promsource.Config{URL: cfg.PrometheusURL, Selector: cfg.PrometheusSelector, Inventory: win.Inventory})
 }
 
+// Source is what answers the query API (the dashboard should read it,
+// not Window, which holds only the inventory with a Prometheus source).
+func (s *Server) Source() Source { return s.src }
+
 // SourceName says where answers come from: "window" or the Prometheus URL.
 func (s *Server) SourceName() string {
 	if p, ok := s.src.(*promsource.Source); ok {
