@@ -42,7 +42,7 @@ func newSource(cfg *Config, win *window.Window) (Source, error) {
 	if cfg.PrometheusURL == "" {
 		return WindowSource{win}, nil
 	}
-	return promsource.New(promsource.Config{URL: cfg.PrometheusURL, Selector: cfg.PrometheusSelector, Inventory: win.Inventory})
+	return promsource.New(promsource.Config{URL: cfg.PrometheusURL, Selector: cfg.PrometheusSelector, Inventory: win.Inventory, Step: cfg.Interval})
 }
 
 // Source is what answers the query API (the dashboard should read it,

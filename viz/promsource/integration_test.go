@@ -192,7 +192,7 @@ func TestPrometheusSourceAgreesWithWindow(t *testing.T) {
 		send(paths[i%len(paths)])
 		time.Sleep(10 * time.Millisecond)
 	}
-	time.Sleep(3 * time.Second)
+	time.Sleep(5 * time.Second) // the scrapes after the traffic, and the sparklines' 4 s rate ranges
 	// The queries' window: everything the window holds (it began scraping
 	// after apiStart), so it covers the warm state before the traffic even
 	// as it slides while the queries run (the 5 s above are the slack).
@@ -295,6 +295,7 @@ func agreeRows[R any](t *testing.T, name string, w, p []R, id func(R) string, si
 		if !ok {
 			t.Errorf("%s: unexpected row %q", name, wi)
 		}
+		t.Logf("%s %s: sparkline %d points %.1f | %d points %.1f requests", name, wi, len(ws.Spark), sum(ws.Spark), len(ps.Spark), sum(ps.Spark))
 		t.Logf("%s %s: requests %.1f | %.1f (sent %.0f), success %v | %v, p50 %v | %v, p95 %v | %v, p99 %v | %v ms (window | prometheus)", name, wi, ws.Requests, ps.Requests, sentN, val(ws.Success), val(ps.Success), val(ws.P50), val(ps.P50), val(ws.P95), val(ps.P95), val(ws.P99), val(ps.P99))
 		if !near(ws.Requests, sentN) || !near(ps.Requests, sentN) {
 			t.Errorf("%s %s: requests %.1f from the window, %.1f from prometheus, %.0f sent", name, wi, ws.Requests, ps.Requests, sentN)
@@ -325,6 +326,11 @@ func agreeRows[R any](t *testing.T, name string, w, p []R, id func(R) string, si
 			}
 			t.Errorf("%s %s: latency %s %v ms from the window, %v ms from prometheus", name, wi, l.q, val(l.w), val(l.p))
 		}
+		// Sparklines: Prometheus' points are rates over sliding 4 s ranges,
+		// each extrapolated, so their sum only approximates the requests.
+		if sw, sp := sum(ws.Spark), sum(ps.Spark); len(ws.Spark) != len(ps.Spark) || math.Abs(sw-sp) > 0.25*math.Max(sw, sp)+2 {
+			t.Errorf("%s %s: sparkline of %d points (%.1f requests) from the window, %d (%.1f) from prometheus", name, wi, len(ws.Spark), sum(ws.Spark), len(ps.Spark), sum(ps.Spark))
+		}
 		if ws.TCPConn != ps.TCPConn {
 			t.Errorf("%s %s: tcp connections %.0f from the window, %.0f from prometheus", name, wi, ws.TCPConn, ps.TCPConn)
 		}
@@ -332,6 +338,15 @@ func agreeRows[R any](t *testing.T, name string, w, p []R, id func(R) string, si
 			t.Errorf("%s %s: read %.1f B/s from the window, %.1f from prometheus", name, wi, ws.ReadBps, ps.ReadBps)
 		}
 	}
+}
+
+// sum is the requests of a sparkline at 1 s resolution.
+func sum(rps []float64) float64 {
+	n := 0.0
+	for _, v := range rps {
+		n += v
+	}
+	return n
 }
 
 func ratioNear(a, b *float64, d float64) bool {

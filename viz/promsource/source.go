@@ -42,6 +42,9 @@ type Config struct {
 	Client *http.Client
 	// Now is the evaluation time; nil means time.Now.
 	Now func() time.Time
+	// Step is the resolution of stat's sparklines (the window's scrape
+	// interval); 0 means none.
+	Step time.Duration
 }
 
 // Source queries Prometheus. It is safe for concurrent use.
@@ -51,6 +54,7 @@ type Source struct {
 	inv  func() ([]window.PodInfo, map[string]string)
 	hc   *http.Client
 	now  func() time.Time
+	step time.Duration
 }
 
 // New validates cfg.
@@ -62,7 +66,7 @@ func New(cfg Config) (*Source, error) {
 	if cfg.Inventory == nil {
 		return nil, fmt.Errorf("promsource: Config.Inventory is required")
 	}
-	s := &Source{base: base, sel: cfg.Selector, inv: cfg.Inventory, hc: cfg.Client, now: cfg.Now}
+	s := &Source{base: base, sel: cfg.Selector, inv: cfg.Inventory, hc: cfg.Client, now: cfg.Now, step: cfg.Step}
 	if s.sel == "" {
 		s.sel = DefaultSelector
 	}
@@ -80,7 +84,7 @@ func (s *Source) URL() string { return s.base }
 
 // Stat answers `viz stat` (see window.Window.Stat).
 func (s *Source) Stat(ctx context.Context, q window.Query) ([]window.Row, error) {
-	v, err := s.view(ctx, q.Window, window.HTTP, window.TCP)
+	v, err := s.view(ctx, q.Window, s.step > 0, window.HTTP, window.TCP)
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +93,7 @@ func (s *Source) Stat(ctx context.Context, q window.Query) ([]window.Row, error)
 
 // Routes answers `viz routes` (see window.Window.Routes).
 func (s *Source) Routes(ctx context.Context, q window.Query) ([]window.RouteRow, error) {
-	v, err := s.view(ctx, q.Window, window.Route, window.HTTP)
+	v, err := s.view(ctx, q.Window, false, window.Route, window.HTTP)
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +102,7 @@ func (s *Source) Routes(ctx context.Context, q window.Query) ([]window.RouteRow,
 
 // Edges answers `viz edges` (see window.Window.Edges).
 func (s *Source) Edges(ctx context.Context, q window.Query) ([]window.Edge, error) {
-	v, err := s.view(ctx, q.Window, window.HTTP, window.TCP)
+	v, err := s.view(ctx, q.Window, false, window.HTTP, window.TCP)
 	if err != nil {
 		return nil, err
 	}

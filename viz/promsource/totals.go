@@ -81,9 +81,10 @@ func (q metricQuery) promQL(sel string, span time.Duration) string {
 	return "sum by (" + strings.Join(by, ", ") + ") (" + v + ")"
 }
 
-// view asks Prometheus for the families' totals over span and returns the
-// window.View that answers from them.
-func (s *Source) view(ctx context.Context, span time.Duration, fams ...window.Family) (*window.View, error) {
+// view asks Prometheus for the families' totals over span (and, with
+// spark, requests per step) and returns the window.View that answers from
+// them.
+func (s *Source) view(ctx context.Context, span time.Duration, spark bool, fams ...window.Family) (*window.View, error) {
 	pods, svcs := s.inv()
 	owners := make(map[string]window.PodInfo, len(pods))
 	for _, p := range pods {
@@ -114,7 +115,15 @@ func (s *Source) view(ctx context.Context, span time.Duration, fams ...window.Fa
 			b.add(q, smp)
 		}
 	}
-	return &window.View{Series: b.totals(), Pods: pods, Services: svcs, Span: span}, nil
+	v := &window.View{Pods: pods, Services: svcs, Span: span}
+	if spark {
+		if err := s.sparks(ctx, &b, span, now); err != nil {
+			return nil, err
+		}
+		v.Step = s.step
+	}
+	v.Series = b.totals()
+	return v, nil
 }
 
 // entry is one series' totals and, for histograms, its cumulative buckets

@@ -44,6 +44,9 @@ type Totals struct {
 	ActualRequests, ActualSuccess float64
 	Opened, Open, Read, Written   float64
 	Buckets                       [NumBuckets]float64
+	// Spark is requests per View.Step, oldest first, ending with the span
+	// (optional; shorter slices are aligned to the end).
+	Spark []float64
 }
 
 func (a *acc) addTotals(t *Totals) {
@@ -63,6 +66,14 @@ func (a *acc) addTotals(t *Totals) {
 	for i, n := range t.Buckets {
 		a.buckets[i] += n
 	}
+	if a.spark != nil && t.Key.Family != TCP {
+		off := len(a.spark) - len(t.Spark)
+		for i, n := range t.Spark {
+			if off+i >= 0 {
+				a.spark[off+i] += n
+			}
+		}
+	}
 }
 
 // View is a set of Totals with the inventory the queries need: it answers
@@ -75,9 +86,15 @@ type View struct {
 	Services map[string]string
 	// Span is the duration the totals cover.
 	Span time.Duration
+	// Step is the resolution of the Totals' Spark; 0 means no sparklines.
+	Step time.Duration
 }
 
 func (v *View) set() *seriesSet {
+	interval, spark := 1.0, int64(0)
+	if v.Step > 0 {
+		interval, spark = v.Step.Seconds(), max(int64(v.Span/v.Step), 1)
+	}
 	return &seriesSet{
 		each: func(f func(k *Key, fill func(a *acc))) {
 			for i := range v.Series {
@@ -85,7 +102,7 @@ func (v *View) set() *seriesSet {
 				f(&t.Key, func(a *acc) { a.addTotals(t) })
 			}
 		},
-		pods: v.Pods, secs: max(v.Span.Seconds(), 1), interval: max(v.Span.Seconds(), 1),
+		pods: v.Pods, secs: max(v.Span.Seconds(), 1), interval: interval, spark: spark,
 		svcName: func(authority string) (string, string) {
 			if s, ok := v.Services[authority]; ok {
 				ns, name, _ := strings.Cut(s, "/")
