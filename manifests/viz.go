@@ -15,6 +15,7 @@ import (
 	"github.com/weftmesh/weft/injector"
 	"github.com/weftmesh/weft/internal/annotations"
 	"github.com/weftmesh/weft/internal/version"
+	"github.com/weftmesh/weft/viz/promsource"
 )
 
 // Names of the viz extension's objects. Its namespace and ServiceAccount are
@@ -54,6 +55,10 @@ type VizValues struct {
 	CPURequest    string `json:"cpuRequest"`
 	MemoryRequest string `json:"memoryRequest"`
 	MemoryLimit   string `json:"memoryLimit"`
+	// PrometheusURL, when set, makes the viz API answer from that
+	// Prometheus (which must scrape the proxies, see
+	// `weft viz prometheus scrape-config`) instead of its own window.
+	PrometheusURL string `json:"prometheusURL,omitempty"`
 }
 
 // DefaultVizValues are `weft viz install` without flags.
@@ -78,6 +83,11 @@ func (v *VizValues) Validate() error {
 		return fmt.Errorf("--window %s is shorter than --scrape-interval %s: use e.g. 1h", v.Window, v.ScrapeInterval)
 	case v.Window/v.ScrapeInterval > 100_000:
 		return fmt.Errorf("--window %s holds more than 100000 scrape intervals of %s: lengthen the interval or shorten the window", v.Window, v.ScrapeInterval)
+	}
+	if v.PrometheusURL != "" {
+		if _, err := promsource.CheckURL(v.PrometheusURL); err != nil {
+			return fmt.Errorf("--prometheus-url: %w", err)
+		}
 	}
 	for _, q := range []struct{ flag, value string }{
 		{"--cpu-request", v.CPURequest}, {"--memory-request", v.MemoryRequest}, {"--memory-limit", v.MemoryLimit},
@@ -189,6 +199,9 @@ func vizDeployment(v *VizValues) *appsv1.Deployment {
 		},
 		SecurityContext:          controllerSecurity(),
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+	}
+	if v.PrometheusURL != "" {
+		c.Args = append(c.Args, "--prometheus-url="+v.PrometheusURL)
 	}
 	return &appsv1.Deployment{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},

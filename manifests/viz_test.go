@@ -27,6 +27,11 @@ func TestRenderVizGolden(t *testing.T) {
 	}{
 		{"viz.yaml", testVizValues()},
 		{"viz-custom.yaml", custom},
+		{"viz-prometheus.yaml", func() VizValues {
+			v := testVizValues()
+			v.PrometheusURL = "http://prometheus.monitoring.svc.cluster.local:9090"
+			return v
+		}()},
 	} {
 		t.Run(tc.golden, func(t *testing.T) {
 			out, err := RenderViz(tc.v)
@@ -101,6 +106,11 @@ func TestVizValuesValidate(t *testing.T) {
 		{"short window", func(v *VizValues) { v.Window = 5 * time.Second }, "--window 5s is shorter than --scrape-interval 10s"},
 		{"huge window", func(v *VizValues) { v.ScrapeInterval, v.Window = time.Second, 1000*time.Hour }, "more than 100000 scrape intervals"},
 		{"bad memory", func(v *VizValues) { v.MemoryLimit = "lots" }, `--memory-limit "lots" is not a Kubernetes quantity`},
+		{"prometheus", func(v *VizValues) { v.PrometheusURL = "https://prom.example:9090/prefix/" }, ""},
+		{"prometheus without scheme", func(v *VizValues) { v.PrometheusURL = "prometheus:9090" }, "--prometheus-url: prometheus url \"prometheus:9090\": want http:// or https://"},
+		{"prometheus without host", func(v *VizValues) { v.PrometheusURL = "http:///api" }, "has no host"},
+		{"prometheus with query", func(v *VizValues) { v.PrometheusURL = "http://p:9090/?x=1" }, "give the base URL only"},
+		{"prometheus bad port", func(v *VizValues) { v.PrometheusURL = "http://p:99999" }, "port \"99999\" is not 1-65535"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v := testVizValues()

@@ -14,7 +14,7 @@ func vizCmd(g *globals) *cobra.Command {
 proxy's metrics, and reads it: stat, routes and edges answer at once from the
 window (see docs/viz.md). Without the extension, stat measures directly.`,
 	}
-	viz.AddCommand(vizInstallCmd(), vizUninstallCmd(), vizStatCmd(g), vizRoutesCmd(g), vizEdgesCmd(g))
+	viz.AddCommand(vizInstallCmd(), vizUninstallCmd(), vizStatCmd(g), vizRoutesCmd(g), vizEdgesCmd(g), vizPrometheusCmd(g))
 	return viz
 }
 
@@ -48,6 +48,7 @@ Install weft first: the viz pod is meshed by weft's injector.`,
 	f.StringVar(&v.CPURequest, "cpu-request", v.CPURequest, "CPU request of the viz container")
 	f.StringVar(&v.MemoryRequest, "memory-request", v.MemoryRequest, "memory request of the viz container")
 	f.StringVar(&v.MemoryLimit, "memory-limit", v.MemoryLimit, "memory limit of the viz container (see docs/viz.md for sizing)")
+	f.StringVar(&v.PrometheusURL, "prometheus-url", "", "answer stat, routes and edges from this Prometheus instead of the viz window (see docs/viz-prometheus.md)")
 	return cmd
 }
 

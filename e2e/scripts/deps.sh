@@ -19,7 +19,7 @@ demo=(
 test=(
   "${demo[@]}"
   tcpdump                             # e2e identity tests: the bytes on weft0 are TLS
-  prometheus                          # promtool check metrics (proxy unit tests)
+  prometheus                          # promtool check metrics/rules/config; the viz Prometheus source test runs prometheus
   nginx libnginx-mod-stream haproxy   # benchmarks/harness unit tests check the peers' configs
 )
 bench=(

@@ -28,7 +28,8 @@ func (s *Server) Handler() http.Handler {
 			badRequest(w, err)
 			return
 		}
-		writeJSON(w, s.win.Stat(q))
+		rows, err := s.src.Stat(r.Context(), q)
+		answer(w, rows, err)
 	})
 	mux.HandleFunc("GET "+RoutesPath, func(w http.ResponseWriter, r *http.Request) {
 		q, err := parseQuery(r)
@@ -40,7 +41,8 @@ func (s *Server) Handler() http.Handler {
 			badRequest(w, fmt.Errorf("routes needs a named resource: svc/NAME or deploy/NAME"))
 			return
 		}
-		writeJSON(w, s.win.Routes(q))
+		rows, err := s.src.Routes(r.Context(), q)
+		answer(w, rows, err)
 	})
 	mux.HandleFunc("GET "+EdgesPath, func(w http.ResponseWriter, r *http.Request) {
 		q, err := parseQuery(r)
@@ -48,11 +50,12 @@ func (s *Server) Handler() http.Handler {
 			badRequest(w, err)
 			return
 		}
-		writeJSON(w, s.win.Edges(q))
+		rows, err := s.src.Edges(r.Context(), q)
+		answer(w, rows, err)
 	})
 	mux.HandleFunc("GET "+HealthPath, func(w http.ResponseWriter, _ *http.Request) {
 		s.mu.Lock()
-		h := Health{Window: s.win.Stats(), LastRoundErrors: s.lastErrs, LastRound: s.lastRound.String(), Interval: s.cfg.Interval.String()}
+		h := Health{Source: s.SourceName(), Window: s.win.Stats(), LastRoundErrors: s.lastErrs, LastRound: s.lastRound.String(), Interval: s.cfg.Interval.String()}
 		s.mu.Unlock()
 		writeJSON(w, h)
 	})
@@ -61,6 +64,8 @@ func (s *Server) Handler() http.Handler {
 
 // Health is /healthz's answer.
 type Health struct {
+	// Source is "window" or "prometheus URL".
+	Source          string       `json:"source"`
 	Window          window.Stats `json:"window"`
 	LastRoundErrors int          `json:"lastRoundErrors"`
 	LastRound       string       `json:"lastRound"`
@@ -109,8 +114,10 @@ func parseQuery(r *http.Request) (window.Query, error) {
 
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(v)
+	writeJSONBody(w, v)
 }
+
+func writeJSONBody(w http.ResponseWriter, v any) { _ = json.NewEncoder(w).Encode(v) }
 
 func badRequest(w http.ResponseWriter, err error) {
 	w.Header().Set("Content-Type", "application/json")

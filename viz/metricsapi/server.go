@@ -62,12 +62,18 @@ type Config struct {
 	ListenAddr, AdminAddr string
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
+	// PrometheusURL, when set, makes queries go to that Prometheus
+	// (package promsource) instead of the window: proxies are not
+	// scraped, the informers only keep the pod and Service inventory.
+	// PrometheusSelector narrows its series ("" is promsource's default).
+	PrometheusURL, PrometheusSelector string
 }
 
 // Server owns the window and its scraper.
 type Server struct {
 	cfg  Config
 	win  *window.Window
+	src  Source
 	pods listersv1.PodLister
 	svcs listersv1.ServiceLister
 	fact informers.SharedInformerFactory
@@ -131,6 +137,11 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, fact: fact, synced: make(chan struct{}),
 		win:  window.New(window.Config{Interval: cfg.Interval, Span: cfg.Span, MaxSeries: cfg.MaxSeries}),
 		pods: fact.Core().V1().Pods().Lister(), svcs: fact.Core().V1().Services().Lister()}
+	src, err := newSource(&cfg, s.win)
+	if err != nil {
+		return nil, fmt.Errorf("metricsapi: %w", err)
+	}
+	s.src = src
 	return s, nil
 }
 
@@ -180,6 +191,9 @@ func (s *Server) Round(ctx context.Context) {
 	}
 	s.win.SetPods(infos)
 	s.win.SetServices(s.serviceAddrs())
+	if s.cfg.PrometheusURL != "" {
+		return // Prometheus scrapes; the window keeps the inventory only
+	}
 	tick := s.win.Begin(start)
 	sem := make(chan struct{}, s.cfg.Concurrency)
 	var wg sync.WaitGroup

@@ -159,62 +159,66 @@ func (w *Window) svcName(authority string) (ns, name string) {
 func (w *Window) Stat(q Query) []Row {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
-	first, last, secs := w.span(q.Window)
+	return stat(q, w.set(q.Window))
+}
+
+func stat(q Query, set *seriesSet) []Row {
 	type rowKey struct{ ns, name string }
 	accs := map[rowKey]*acc{}
 	get := func(ns, name string) *acc {
 		k := rowKey{ns, name}
 		a := accs[k]
 		if a == nil {
-			a = &acc{spark: make([]float64, max(last-first+1, 0))}
+			a = &acc{}
+			if set.spark > 0 {
+				a.spark = make([]float64, set.spark)
+			}
 			accs[k] = a
 		}
 		return a
 	}
-	for _, s := range w.series {
-		k := &s.key
+	set.each(func(k *Key, fill func(a *acc)) {
 		if k.Family == Route {
-			continue
+			return
 		}
 		var ns, name string
 		var ok bool
 		switch {
 		case q.From != nil:
 			if k.Dir != "outbound" || k.Pod != "" {
-				continue
+				return
 			}
 			if _, _, ok = q.From.owns(k); !ok {
-				continue
+				return
 			}
-			ns, name, ok = q.Resource.dst(k, w.svcName)
+			ns, name, ok = q.Resource.dst(k, set.svcName)
 		case q.To != nil:
 			if k.Dir != "outbound" {
-				continue
+				return
 			}
-			if _, _, ok = q.To.dst(k, w.svcName); !ok {
-				continue
+			if _, _, ok = q.To.dst(k, set.svcName); !ok {
+				return
 			}
 			ns, name, ok = q.Resource.owns(k)
 		case q.Resource.Type == "svc":
 			if k.Dir != "outbound" || k.Pod != "" {
-				continue
+				return
 			}
-			ns, name, ok = q.Resource.dst(k, w.svcName)
+			ns, name, ok = q.Resource.dst(k, set.svcName)
 		default:
 			if k.Dir != "inbound" {
-				continue
+				return
 			}
 			ns, name, ok = q.Resource.owns(k)
 		}
 		if !ok {
-			continue
+			return
 		}
-		a := get(ns, name)
-		s.each(first, last, func(p *Point) { a.add(p, k, last, first) })
-	}
+		fill(get(ns, name))
+	})
 	pods := map[rowKey][2]int{}
 	if q.From == nil && q.Resource.Type != "svc" && q.Resource.Type != "authority" {
-		for _, p := range w.pods {
+		for _, p := range set.pods {
 			var k rowKey
 			switch q.Resource.Type {
 			case "po":
@@ -245,7 +249,7 @@ func (w *Window) Stat(q Query) []Row {
 	for k, a := range accs {
 		c := pods[k]
 		out = append(out, Row{Namespace: k.ns, Type: q.Resource.Type, Name: k.name, Pods: c[0], Meshed: c[1],
-			Signals: a.signals(secs, w.cfg.Interval.Seconds())})
+			Signals: a.signals(set.secs, set.interval)})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Namespace != out[j].Namespace {

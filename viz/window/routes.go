@@ -20,57 +20,54 @@ type RouteRow struct {
 	ActualRPS      float64  `json:"actualRps"`
 }
 
-// Routes answers `viz routes`: q.Resource is svc/NAME (the routes of that
-// Service's profile, from its servers' inbound route metrics, or with
-// q.To from the resource's outbound ones) or a workload.
+// Routes answers `viz routes`: q.Resource is svc/NAME or a workload.
+// With q.To, the rows are the resource's outbound route series to q.To.
+// Without, they are the route series of svc/NAME's servers (inbound) or,
+// as weft's proxies record route series only on the client side, those of
+// every client calling it (outbound); for a workload, its inbound ones.
+// On the client side, requests that matched no profile route (the proxy
+// records no route series for them) are the [DEFAULT] row: the HTTP
+// requests to the authority minus those of its routes.
 func (w *Window) Routes(q Query) []RouteRow {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
-	first, last, secs := w.span(q.Window)
-	type rk struct{ route, authority string }
-	accs := map[rk]*acc{}
-	for _, s := range w.series {
-		k := &s.key
-		if k.Family != Route {
-			continue
+	return routes(q, w.set(q.Window))
+}
+
+type routeKey struct{ route, authority string }
+
+func routes(q Query, set *seriesSet) []RouteRow {
+	server, client := map[routeKey]*acc{}, map[routeKey]*acc{}
+	http := map[string]*acc{} // client side, by authority
+	set.each(func(k *Key, fill func(a *acc)) {
+		switch {
+		case k.Family == Route && serverSide(q, k, set.svcName):
+			fill(accOf(server, routeKey{routeName(k.Route), k.Authority}))
+		case k.Family == Route && clientSide(q, k, set.svcName):
+			fill(accOf(client, routeKey{routeName(k.Route), k.Authority}))
+		case k.Family == HTTP && k.Pod == "" && clientSide(q, k, set.svcName):
+			fill(accOf(http, k.Authority))
 		}
-		if q.To != nil {
-			if k.Dir != "outbound" {
-				continue
-			}
-			if _, _, ok := q.Resource.owns(k); !ok {
-				continue
-			}
-			if !authorityIs(q.To, k, w.svcName) {
-				continue
-			}
-		} else {
-			if k.Dir != "inbound" {
-				continue
-			}
-			if q.Resource.Type == "svc" {
-				if !authorityIs(&q.Resource, k, w.svcName) {
-					continue
+	})
+	accs := server
+	if len(server) == 0 {
+		accs = client
+		for auth, h := range http {
+			for rk, a := range client {
+				if rk.authority == auth && rk.route != DefaultRoute {
+					h.sub(a)
 				}
-			} else if _, _, ok := q.Resource.owns(k); !ok {
-				continue
+			}
+			if h.req >= 0.5 {
+				h.areq, h.aok = h.req, h.ok // no retries outside profile routes
+				accOf(accs, routeKey{DefaultRoute, auth}).merge(h)
 			}
 		}
-		name := k.Route
-		if name == "" {
-			name = DefaultRoute
-		}
-		a := accs[rk{name, k.Authority}]
-		if a == nil {
-			a = &acc{}
-			accs[rk{name, k.Authority}] = a
-		}
-		s.each(first, last, func(p *Point) { a.add(p, k, last, first) })
 	}
 	out := make([]RouteRow, 0, len(accs))
 	for k, a := range accs {
-		r := RouteRow{Route: k.route, Authority: k.authority, Signals: a.signals(secs, w.cfg.Interval.Seconds()),
-			ActualRequests: a.areq, ActualRPS: a.areq / secs}
+		r := RouteRow{Route: k.route, Authority: k.authority, Signals: a.signals(set.secs, set.interval),
+			ActualRequests: a.areq, ActualRPS: a.areq / set.secs}
 		if a.areq > 0 {
 			r.ActualSuccess = ptr(a.aok / a.areq)
 		}
@@ -86,6 +83,66 @@ func (w *Window) Routes(q Query) []RouteRow {
 		return out[i].Authority < out[j].Authority
 	})
 	return out
+}
+
+func accOf[K comparable](m map[K]*acc, k K) *acc {
+	a := m[k]
+	if a == nil {
+		a = &acc{}
+		m[k] = a
+	}
+	return a
+}
+
+func routeName(r string) string {
+	if r == "" {
+		return DefaultRoute
+	}
+	return r
+}
+
+// serverSide reports whether an inbound series answers q (no q.To).
+func serverSide(q Query, k *Key, svcName func(string) (string, string)) bool {
+	if q.To != nil || k.Dir != "inbound" {
+		return false
+	}
+	if q.Resource.Type == "svc" {
+		return authorityIs(&q.Resource, k, svcName)
+	}
+	_, _, ok := q.Resource.owns(k)
+	return ok
+}
+
+// clientSide reports whether a workload-level outbound series answers q:
+// the resource's calls to q.To, or any client's calls to svc/NAME.
+func clientSide(q Query, k *Key, svcName func(string) (string, string)) bool {
+	if k.Dir != "outbound" {
+		return false
+	}
+	if q.To != nil {
+		_, _, ok := q.Resource.owns(k)
+		return ok && authorityIs(q.To, k, svcName)
+	}
+	return q.Resource.Type == "svc" && authorityIs(&q.Resource, k, svcName)
+}
+
+// sub removes b's requests and latencies from a (never below zero).
+func (a *acc) sub(b *acc) {
+	a.req, a.ok = max(a.req-b.req, 0), max(a.ok-b.ok, 0)
+	a.tlsReq = max(a.tlsReq-b.tlsReq, 0)
+	for i := range a.buckets {
+		a.buckets[i] = max(a.buckets[i]-b.buckets[i], 0)
+	}
+}
+
+// merge adds b's figures to a.
+func (a *acc) merge(b *acc) {
+	a.req, a.ok, a.areq, a.aok = a.req+b.req, a.ok+b.ok, a.areq+b.areq, a.aok+b.aok
+	a.tlsReq, a.tlsBytes, a.bytes = a.tlsReq+b.tlsReq, a.tlsBytes+b.tlsBytes, a.bytes+b.bytes
+	a.opened, a.read, a.written, a.open = a.opened+b.opened, a.read+b.read, a.written+b.written, a.open+b.open
+	for i := range a.buckets {
+		a.buckets[i] += b.buckets[i]
+	}
 }
 
 // authorityIs reports whether a route series' dst is the resource: a
@@ -122,27 +179,29 @@ type Edge struct {
 func (w *Window) Edges(q Query) []Edge {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
-	first, last, secs := w.span(q.Window)
+	return edges(q, w.set(q.Window))
+}
+
+func edges(q Query, set *seriesSet) []Edge {
 	type ek struct{ sns, src, dns, dst string }
 	accs := map[ek]*acc{}
 	ids := map[ek]*Edge{}
 	any := q.Resource
 	any.Namespace, any.Name = "", ""
-	for _, s := range w.series {
-		k := &s.key
+	set.each(func(k *Key, fill func(a *acc)) {
 		if k.Family == Route || k.Dir != "outbound" || k.Pod != "" {
-			continue
+			return
 		}
 		sns, src, ok := any.owns(k)
 		if !ok {
-			continue
+			return
 		}
-		dns, dst, ok := any.dst(k, w.svcName)
+		dns, dst, ok := any.dst(k, set.svcName)
 		if !ok {
-			continue
+			return
 		}
 		if q.Resource.Namespace != "" && sns != q.Resource.Namespace && dns != q.Resource.Namespace {
-			continue
+			return
 		}
 		e := ek{sns, src, dns, dst}
 		a := accs[e]
@@ -154,26 +213,25 @@ func (w *Window) Edges(q Query) []Edge {
 		if k.ServerID != "" {
 			ids[e].ServerID = k.ServerID
 		}
-		s.each(first, last, func(p *Point) { a.add(p, k, last, first) })
-	}
+		fill(a)
+	})
 	// Client identities from the servers' inbound series.
-	for _, s := range w.series {
-		k := &s.key
+	set.each(func(k *Key, _ func(a *acc)) {
 		if k.Dir != "inbound" || k.Pod != "" || k.ClientID == "" {
-			continue
+			return
 		}
 		for e, id := range ids {
 			if e.dns == k.Namespace && e.dst == k.Name && kinds[q.Resource.Type] == k.Kind && sameServiceAccountNS(k.ClientID, e.sns) {
 				id.ClientID = k.ClientID
 			}
 		}
-	}
+	})
 	out := make([]Edge, 0, len(accs))
 	for e, a := range accs {
 		if a.req+a.bytes+a.opened == 0 {
 			continue
 		}
-		sig := a.signals(secs, w.cfg.Interval.Seconds())
+		sig := a.signals(set.secs, set.interval)
 		secured := sig.TLSShare != nil && *sig.TLSShare == 1
 		out = append(out, Edge{SrcNamespace: e.sns, Src: e.src, DstNamespace: e.dns, Dst: e.dst, Secured: secured,
 			ClientID: ids[e].ClientID, ServerID: ids[e].ServerID, Signals: sig})

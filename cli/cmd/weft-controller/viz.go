@@ -8,6 +8,7 @@ import (
 
 	"github.com/weftmesh/weft/internal/kubeclient"
 	"github.com/weftmesh/weft/viz/metricsapi"
+	"github.com/weftmesh/weft/viz/promsource"
 )
 
 func vizCmd() *cobra.Command {
@@ -40,5 +41,7 @@ func vizCmd() *cobra.Command {
 	f.DurationVar(&cfg.Span, "window", metricsapi.DefaultSpan, "how far back the metrics window reaches")
 	f.IntVar(&cfg.MaxSeries, "max-series", 0, "cap on the window's series (0: the window's default)")
 	f.IntVar(&cfg.Concurrency, "scrape-concurrency", 32, "proxies scraped at once")
+	f.StringVar(&cfg.PrometheusURL, "prometheus-url", "", "answer queries from this Prometheus (PromQL) instead of the window; proxies are then not scraped")
+	f.StringVar(&cfg.PrometheusSelector, "prometheus-selector", promsource.DefaultSelector, "label matchers selecting the proxies' series in Prometheus")
 	return cmd
 }
