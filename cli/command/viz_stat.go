@@ -197,8 +197,9 @@ func vizRoutesCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "routes svc/NAME | deploy/NAME",
 		Short: "Per-route success, requests per second and latency, from the metrics window",
-		Long: `routes prints one line per ServiceProfile route of a Service (as its servers saw
-it), or of the Services a workload calls (with --to), and [DEFAULT] for requests
+		Long: `routes prints one line per ServiceProfile route of a Service (summed over every
+meshed client that called it: proxies record routes on the calling side), or of the
+Services a workload calls (with --to), and [DEFAULT] for requests
 that matched no route. SUCCESS and RPS are effective (what clients saw, after
 retries); -o wide adds the actual figures (every attempt).`,
 		Example: "  weft viz routes svc/books -n demo\n  weft viz routes deploy/web -n demo --to svc/books -o wide",
