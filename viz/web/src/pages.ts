@@ -40,7 +40,7 @@ export async function namespace(ctx: Ctx, ns: string): Promise<HTMLElement> {
     el("h1", {}, "Namespace ", el("span", { class: "ns-name" }, ns)),
     section("Workloads", "workloads", statTable("workloads", "Workload", rows, (r) => route("ns", ns, r.type, r.name), "no workloads in " + ns)),
     section("Topology", "topology", el("div", { class: "graph" }, topology(edges, ns)),
-      el("p", { class: "legend-text" }, "Arrows point from client to server. 🔒 all traffic mTLS, ⚠ some plaintext (dashed); red: success below 95%.")),
+      el("p", { class: "legend-text" }, "Arrows point from client to server. mTLS: all of the pair's traffic was mutual TLS (dashed: some was plaintext). Red: success below 95%, amber: below 99%.")),
     section("Routes (as clients saw them, after retries)" + (failing > 0 ? ` — ${failing} failing` : ""), "routes",
       routeTable("routes", routeRows, "no ServiceProfile route traffic from " + ns + " in the time window")));
 }
@@ -72,15 +72,16 @@ export async function workload(ctx: Ctx, ns: string, type: string, name: string)
     el("p", { class: "crumbs" }, link(route(), "namespaces"), " / ", link(route("ns", ns), ns), " / ", res),
     el("h1", {}, res),
     el("div", { class: "cards" }, ...cards),
-    section("Traffic, last 10 minutes", "series", chart([
-      { name: "inbound rps", cls: "inbound", values: series.inbound },
-      { name: "outbound rps", cls: "outbound", values: series.outbound },
-    ], series.intervalSeconds)),
+    el("div", { class: "row" },
+      section("Traffic, last 10 minutes", "series", chart([
+        { name: "inbound rps", cls: "inbound", values: series.inbound },
+        { name: "outbound rps", cls: "outbound", values: series.outbound },
+      ], series.intervalSeconds, 560, 180)),
+      section("Topology", "topology", el("div", { class: "graph" }, topology(mine, ns, ns + "/" + name)))),
     section("Inbound: who calls " + name, "inbound", statTable("inbound", "Client", inbound, (r) => route("ns", ns, r.type, r.name), "no meshed client called " + name + " in the time window")),
     section("Outbound: what " + name + " calls", "outbound", statTable("outbound", "Service", outbound, () => null, name + " called no Service in the time window")),
     section("Inbound routes (as " + name + " served them)", "inbound-routes", routeTable("routes inbound-routes", inRoutes.map((r) => ({ route: r })), "no inbound route metrics for " + name)),
     section("Outbound routes (as " + name + " saw them, after retries)", "outbound-routes", routeTable("routes outbound-routes", outRoutes.map((r) => ({ route: r })), "no outbound route metrics for " + name)),
-    section("Topology", "topology", el("div", { class: "graph" }, topology(mine, ns, ns + "/" + name))),
     section("Live requests", "live",
       el("p", {}, "Live tap/top is not in the dashboard yet. When the tap API is installed, watch live requests in a terminal:"),
       el("pre", { class: "command" }, `weft viz top ${res} -n ${ns}`)));
