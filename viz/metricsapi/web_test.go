@@ -178,7 +178,7 @@ func TestDashboardInChromium(t *testing.T) {
 		`data-src="traffic" data-dst="web"`, `data-src="traffic" data-dst="books"`, `data-src="web" data-dst="books"`, `data-src="web" data-dst="authors"`,
 		`class="edge fail secured failing" data-src="traffic" data-dst="books"`,
 		`deploy/&lt;img src=x onerror=document.title='pwned'&gt;`, // the workload, as text
-		`&lt;img src=x onerror=document.title='pwned'&gt;<`,      // the route, as text
+		`&lt;img src=x onerror=document.title='pwned'&gt;<`,       // the route, as text
 	} {
 		if !strings.Contains(ns, want) {
 			t.Errorf("namespace page lacks %s", want)
