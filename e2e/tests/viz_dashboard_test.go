@@ -76,11 +76,15 @@ func TestVizDashboard(t *testing.T) {
 	t.Logf("namespace page loaded and rendered in %s (%d bytes of DOM)", time.Since(start).Round(time.Millisecond), len(dom))
 	for _, w := range []string{"web", "books", "authors"} {
 		re := regexp.MustCompile(`<tr data-name="` + w + `" data-type="deploy" class="health-[a-z]+"><td class="name"><a href="#/ns/` + ns + `/deploy/` + w + `">deploy/` + w +
-			`</a></td><td class="num">1/1</td><td class="num success (ok|warn|fail)" data-success="[0-9.]+">([0-9.]+%)</td>`)
-		if m := re.FindStringSubmatch(dom); m == nil {
-			t.Errorf("workload %s is not listed, meshed, with a success rate", w)
-		} else {
-			t.Logf("deploy/%s: success %s (%s)", w, m[2], m[1])
+			`</a></td><td class="num">([0-9]+)/([0-9]+)</td><td class="num success (ok|warn|fail)" data-success="[0-9.]+">([0-9.]+%)</td>`)
+		m := re.FindStringSubmatch(dom)
+		if m == nil {
+			t.Errorf("workload %s is not listed with a success rate", w)
+			continue
+		}
+		t.Logf("deploy/%s: %s/%s meshed, success %s (%s)", w, m[1], m[2], m[4], m[3])
+		if m[1] != m[2] || m[1] == "0" {
+			t.Errorf("deploy/%s: %s of %s pods meshed", w, m[1], m[2])
 		}
 	}
 	if !strings.Contains(dom, `<tr data-name="traffic" data-type="deploy"`) {
