@@ -18,10 +18,14 @@ function section(title: string, id: string, ...body: (Node | null)[]): HTMLEleme
 }
 
 export async function overview(ctx: Ctx): Promise<HTMLElement> {
-  const rows = await api.stat({ resource: "ns", window: ctx.window });
+  const [rows, edges] = await Promise.all([
+    api.stat({ resource: "ns", window: ctx.window }),
+    api.edges({ resource: "deploy", window: ctx.window }),
+  ]);
   return el("div", { class: "page overview" },
     el("h1", {}, "Namespaces"),
-    statTable("namespaces", "Namespace", rows, (r) => route("ns", r.name), "no namespaces with pods yet"));
+    statTable("namespaces", "Namespace", rows, (r) => route("ns", r.name), "no namespaces with pods yet"),
+    section("Topology, all namespaces", "topology", el("div", { class: "graph" }, topology(edges, ""))));
 }
 
 export async function namespace(ctx: Ctx, ns: string): Promise<HTMLElement> {
