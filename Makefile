@@ -13,7 +13,7 @@ export WEFT_CACHE_DIR := $(CACHE)
 # Every main package of the module becomes bin/<directory name>.
 MAINS = $(shell $(GO) list -f '{{if eq .Name "main"}}{{.ImportPath}}{{end}}' ./...)
 
-.PHONY: all build deps deps-demo deps-bench kube-bins test test-unit e2e cluster-up cluster-down demo demo-down bench lint generate clean
+.PHONY: all build deps deps-demo deps-bench kube-bins test test-unit e2e cluster-up cluster-down demo demo-down bench lint generate web clean
 
 all: build
 
@@ -69,6 +69,9 @@ generate: ## protobuf code (api/ and the demo's)
 	@bash e2e/scripts/deps.sh generate
 	@bash api/generate.sh
 	@bash e2e/demo/api/generate.sh
+
+web: ## rebuild the dashboard's committed assets (viz/web/dist) from viz/web/src with the locked npm toolchain
+	cd viz/web && npm ci --ignore-scripts --no-audit --no-fund && npm run build
 
 clean:
 	rm -rf $(BIN)

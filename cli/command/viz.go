@@ -14,7 +14,7 @@ func vizCmd(g *globals) *cobra.Command {
 proxy's metrics, and reads it: stat, routes and edges answer at once from the
 window (see docs/viz.md). Without the extension, stat measures directly.`,
 	}
-	viz.AddCommand(vizInstallCmd(), vizUninstallCmd(), vizStatCmd(g), vizRoutesCmd(g), vizEdgesCmd(g), vizPrometheusCmd(g))
+	viz.AddCommand(vizInstallCmd(), vizUninstallCmd(), vizStatCmd(g), vizRoutesCmd(g), vizEdgesCmd(g), vizPrometheusCmd(g), vizDashboardCmd(g))
 	return viz
 }
 

@@ -21,6 +21,7 @@ test=(
   tcpdump                             # e2e identity tests: the bytes on weft0 are TLS
   prometheus                          # promtool check metrics/rules/config; the viz Prometheus source test runs prometheus
   nginx libnginx-mod-stream haproxy   # benchmarks/harness unit tests check the peers' configs
+  chromium                            # the dashboard's browser tests (viz/web/chromium: headless --dump-dom, --screenshot)
 )
 bench=(
   iptables iproute2 util-linux

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/weftmesh/weft/viz/web"
 	"github.com/weftmesh/weft/viz/window"
 )
 
@@ -59,6 +60,8 @@ func (s *Server) Handler() http.Handler {
 		s.mu.Unlock()
 		writeJSON(w, h)
 	})
+	mux.HandleFunc("GET "+SeriesPath, s.serveSeries)
+	mux.Handle("/", web.Handler()) // the dashboard (docs/viz-dashboard.md)
 	return securityHeaders(mux)
 }
 
