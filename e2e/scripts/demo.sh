@@ -5,7 +5,7 @@
 #         weft install | kubectl apply) and check it (weft check --wait 3m), annotate namespace
 #         demo for injection, apply e2e/demo/manifests/demo.yaml, wait for every meshed pod to be
 #         Ready, check the proxies (weft check --proxy -n demo), let traffic run, print the traffic
-#         generator's figures and the proxies' (weft viz install; viz stat, edges, routes).
+#         generator's figures and the proxies' (weft viz install; viz stat, edges, routes, top).
 #   down: stop the local cluster and remove everything it created.
 # Every step prints its name and the time elapsed since DEMO_START (epoch seconds; `make demo` sets
 # it before building, so the figure includes the build) or since the script started.
@@ -101,6 +101,9 @@ up() {
   "$bin/weft" viz edges deploy -n "$ns" -t 1m
   step "per-route figures of the traffic generator's calls to books: weft viz routes deploy/traffic --to svc/books -n $ns"
   "$bin/weft" viz routes deploy/traffic --to svc/books -n "$ns" -t 1m
+  step "live requests to web, 5s: weft viz top deploy/web -n $ns --once --duration 5s"
+  "$bin/weft" viz top deploy/web -n "$ns" --once --duration 5s \
+    || echo "demo: weft viz top failed (see docs/viz-tap.md); the demo itself is running"
   cat <<MSG
 
 The meshed demo is running ($(elapsed) since the start). Use kubectl and weft against the local cluster:
@@ -114,10 +117,13 @@ The meshed demo is running ($(elapsed) since the start). Use kubectl and weft ag
   bin/weft viz stat deploy -n $ns                          # golden metrics per workload (last minute)
   bin/weft viz routes deploy/traffic --to svc/books -n $ns # per ServiceProfile route (GET /fail fails)
   bin/weft viz edges deploy -n $ns                         # who calls whom, and whether over mTLS
+  bin/weft viz tap deploy/web -n $ns --max 10              # live requests (headers redacted)
+  bin/weft viz top deploy/web -n $ns                       # live table of paths; q quits
+  bin/weft viz dashboard                                   # web UI at http://127.0.0.1:50750 (--open)
   bin/weft check
   bin/weft check --proxy -n $ns
   bin/weft version
-How the local cluster serves logs, exec and port-forward: docs/local-cluster.md.
+How the local cluster serves logs, exec and port-forward: docs/local-cluster.md; viz: docs/viz.md.
 Stop everything:
   make demo-down
 MSG
