@@ -15,6 +15,7 @@ import (
 type wire struct {
 	Namespace string          `json:"namespace"`
 	Pod       string          `json:"pod"`
+	Workload  string          `json:"workload,omitempty"`
 	Event     json.RawMessage `json:"event"`
 }
 
@@ -24,7 +25,7 @@ func WriteEvent(w io.Writer, ev Event) error {
 	if err != nil {
 		return fmt.Errorf("encode tap event: %w", err)
 	}
-	line, err := json.Marshal(wire{Namespace: ev.Namespace, Pod: ev.Pod, Event: b})
+	line, err := json.Marshal(wire{Namespace: ev.Namespace, Pod: ev.Pod, Workload: ev.Workload, Event: b})
 	if err != nil {
 		return fmt.Errorf("encode tap event: %w", err)
 	}
@@ -72,5 +73,5 @@ func DecodeLine(line []byte) (Event, error) {
 			return Event{}, fmt.Errorf("tap event line: %w", err)
 		}
 	}
-	return Event{Namespace: w.Namespace, Pod: w.Pod, Event: ev}, nil
+	return Event{Namespace: w.Namespace, Pod: w.Pod, Workload: w.Workload, Event: ev}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,9 +26,38 @@ const ProxyTapPort = 4190
 // Event is one proxy event with the pod it came from: what the API streams,
 // one JSON object per line.
 type Event struct {
-	Namespace string       `json:"namespace"`
-	Pod       string       `json:"pod"`
-	Event     *tapv1.Event `json:"-"`
+	Namespace string `json:"namespace"`
+	Pod       string `json:"pod"`
+	// Workload owns Pod, as TYPE/NAME (deploy/web), pod/NAME without owner.
+	Workload string       `json:"workload,omitempty"`
+	Event    *tapv1.Event `json:"-"`
+}
+
+// WorkloadOf names the workload that owns p: a ReplicaSet's Deployment (by
+// the pod-template-hash suffix), a StatefulSet, DaemonSet or Job, else the
+// pod itself.
+func WorkloadOf(p *corev1.Pod) string {
+	for _, o := range p.OwnerReferences {
+		if o.Controller == nil || !*o.Controller {
+			continue
+		}
+		switch o.Kind {
+		case "ReplicaSet":
+			if h := p.Labels["pod-template-hash"]; h != "" {
+				if name, ok := strings.CutSuffix(o.Name, "-"+h); ok {
+					return "deploy/" + name
+				}
+			}
+			return "rs/" + o.Name
+		case "StatefulSet":
+			return "sts/" + o.Name
+		case "DaemonSet":
+			return "ds/" + o.Name
+		case "Job":
+			return "job/" + o.Name
+		}
+	}
+	return "pod/" + p.Name
 }
 
 // Source opens a pod's event stream.
@@ -116,12 +146,13 @@ func (m *Merger) Run(ctx context.Context, req *tapv1.ObserveRequest, limit int, 
 		go func() {
 			defer wg.Done()
 			defer func() { mu.Lock(); delete(running, key); mu.Unlock() }()
+			workload := WorkloadOf(&p)
 			recv, err := m.Source.Observe(ctx, &p, req)
 			for err == nil {
 				var ev *tapv1.Event
 				if ev, err = recv(); err == nil {
 					select {
-					case events <- Event{Namespace: p.Namespace, Pod: p.Name, Event: ev}:
+					case events <- Event{Namespace: p.Namespace, Pod: p.Name, Workload: workload, Event: ev}:
 					case <-ctx.Done():
 						return
 					}
