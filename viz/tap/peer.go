@@ -1,0 +1,82 @@
+package tap
+
+import (
+	"strings"
+
+	tapv1 "github.com/weftmesh/weft/api/tap/v1"
+)
+
+// Peer is one end of a tapped exchange, as far as the event tells.
+type Peer struct {
+	Namespace string `json:"namespace,omitempty"`
+	// Workload is TYPE/NAME (deploy/web); sa/NAME when only the peer's
+	// identity (its ServiceAccount) is known.
+	Workload string `json:"workload,omitempty"`
+	Pod      string `json:"pod,omitempty"`
+	Addr     string `json:"addr,omitempty"`
+	// Identity is the peer's SPIFFE ID when mTLS proved it.
+	Identity string `json:"identity,omitempty"`
+}
+
+// Name is how tables show p: its workload, else its address, else "-".
+func (p Peer) Name() string {
+	switch {
+	case p.Workload != "":
+		return p.Workload
+	case p.Addr != "":
+		return p.Addr
+	}
+	return "-"
+}
+
+// workloadLabels map the proxy's destination labels to workload types, in
+// order of preference.
+var workloadLabels = []struct{ label, short string }{
+	{"deployment", "deploy"}, {"statefulset", "sts"}, {"daemonset", "ds"}, {"job", "job"}, {"pod", "pod"}, {"service", "svc"},
+}
+
+// Peers returns the source and destination of ev: the tapped pod is the
+// source of outbound and the destination of inbound requests; the other end
+// comes from the destination labels (outbound) or the client's identity
+// (inbound).
+func Peers(ev Event) (src, dst Peer) {
+	e := ev.Event
+	self := Peer{Namespace: ev.Namespace, Workload: ev.Workload, Pod: ev.Pod}
+	if e.GetDirection() == "outbound" {
+		self.Identity = e.GetClientId()
+		return self, fromLabels(e)
+	}
+	self.Identity = e.GetServerId()
+	self.Addr = e.GetTargetAddr()
+	return fromIdentity(e.GetClientId()), self
+}
+
+func fromLabels(e *tapv1.Event) Peer {
+	l := e.GetDestinationLabels()
+	p := Peer{Namespace: l["namespace"], Pod: l["pod"], Addr: e.GetTargetAddr(), Identity: e.GetServerId()}
+	for _, w := range workloadLabels {
+		if v := l[w.label]; v != "" {
+			p.Workload = w.short + "/" + v
+			break
+		}
+	}
+	if p.Workload == "" && p.Identity != "" {
+		id := fromIdentity(p.Identity)
+		p.Workload, p.Namespace = id.Workload, id.Namespace
+	}
+	return p
+}
+
+// fromIdentity reads spiffe://TD/ns/NS/sa/SA.
+func fromIdentity(id string) Peer {
+	p := Peer{Identity: id}
+	rest, ok := strings.CutPrefix(id, "spiffe://")
+	if !ok {
+		return p
+	}
+	parts := strings.Split(rest, "/")
+	if len(parts) == 5 && parts[1] == "ns" && parts[3] == "sa" {
+		p.Namespace, p.Workload = parts[2], "sa/"+parts[4]
+	}
+	return p
+}
