@@ -67,6 +67,9 @@ type IdentityConfig struct {
 	Namespace, ServiceAccount string
 	// TokenFile is the projected token with audience identity.weft.io.
 	TokenFile string
+	// ServiceAddr of the identity service; "" means its Service,
+	// weft-identity.<ControlPlaneNamespace>.svc.<cluster domain>:8080.
+	ServiceAddr string
 	Logger    *slog.Logger
 }
 
@@ -96,10 +99,14 @@ func IdentityFromConfigMap(ic IdentityConfig) func(ctx context.Context) (*MTLSSo
 		if err != nil {
 			return nil, fmt.Errorf("identity service identity: %w", err)
 		}
+		addr := ic.ServiceAddr
+		if addr == "" {
+			addr = "weft-identity." + v.ControlPlaneNamespace + ".svc." + v.ClusterDomain + ":8080"
+		}
 		m, err := identity.New(identity.Config{
 			LocalID:         local,
 			TokenFile:       ic.TokenFile,
-			ServiceAddr:     "weft-identity." + v.ControlPlaneNamespace + ".svc." + v.ClusterDomain + ":8080",
+			ServiceAddr:     addr,
 			ServiceID:       svc,
 			TrustAnchorsPEM: []byte(v.TrustAnchorsPEM),
 			Logger:          ic.Logger,

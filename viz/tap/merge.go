@@ -71,6 +71,14 @@ type MTLSSource struct {
 	SVIDs       x509svid.Source
 	Bundle      x509bundle.Source
 	TrustDomain string
+	// Port of the proxies' tap server; 0 means ProxyTapPort.
+	Port int
+}
+
+// Ready reports why the component's own certificate is not usable yet.
+func (s *MTLSSource) Ready() error {
+	_, err := s.SVIDs.GetX509SVID()
+	return err
 }
 
 // Observe implements Source.
@@ -84,7 +92,11 @@ func (s *MTLSSource) Observe(ctx context.Context, pod *corev1.Pod, req *tapv1.Ob
 		return nil, fmt.Errorf("identity of pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
 	tc := tlsconfig.MTLSClientConfig(s.SVIDs, s.Bundle, tlsconfig.AuthorizeID(want))
-	addr := net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(ProxyTapPort))
+	port := s.Port
+	if port == 0 {
+		port = ProxyTapPort
+	}
+	addr := net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(port))
 	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
 	if err != nil {
 		return nil, fmt.Errorf("tap %s/%s at %s: %w", pod.Namespace, pod.Name, addr, err)

@@ -163,7 +163,7 @@ func (s *Server) merger(ctx context.Context, t Target) (*Merger, error) {
 	if src == nil {
 		return nil, fmt.Errorf("tap is not ready: %s", *s.notReady.Load())
 	}
-	if _, err := src.SVIDs.GetX509SVID(); err != nil {
+	if err := src.Ready(); err != nil {
 		return nil, fmt.Errorf("tap is not ready: the component's own certificate: %w", err)
 	}
 	ps, err := Selector(ctx, s.cfg.Client, t)
