@@ -70,7 +70,7 @@ type IdentityConfig struct {
 	// ServiceAddr of the identity service; "" means its Service,
 	// weft-identity.<ControlPlaneNamespace>.svc.<cluster domain>:8080.
 	ServiceAddr string
-	Logger    *slog.Logger
+	Logger      *slog.Logger
 }
 
 // IdentityFromConfigMap returns a Config.Identity that reads weft-config and
