@@ -66,6 +66,7 @@ type App struct {
 	names                   addrCache     // string forms of original destinations
 	admin                   *http.Server
 	adminLn                 net.Listener
+	tap                     *tapServer // nil: tap off
 
 	shutdownOnce sync.Once
 	shutdown     chan struct{} // closed by POST /shutdown
@@ -125,6 +126,14 @@ func New(cfg config.Config, opts Options) (*App, error) {
 		a.dest, res = dc, dc
 		a.metrics.AddCollector(dc.dc.Families)
 	}
+	ts, err := a.newTap()
+	if err != nil {
+		if a.dest != nil {
+			a.dest.Close()
+		}
+		return nil, err
+	}
+	a.tap = ts
 	routers := [2]router{
 		record.Inbound:  &inboundRouter{loopback: cfg.InboundConnectLoopback},
 		record.Outbound: &outboundRouter{res: res, meshed: a.mesh != nil},
@@ -169,7 +178,7 @@ func (a *App) newDirection(d record.Direction, addrs []string, opaque []uint16, 
 		prof = profileRouter{dest: a.dest, out: out}
 	}
 	h1, err := http1.New(http1.Config{
-		Direction: d, Router: r, Dialer: a.dialH1, Observer: a.metrics, Profiles: prof,
+		Direction: d, Router: r, Dialer: a.dialH1, Observer: a.metrics, Profiles: prof, Tap: a.tapHook(),
 		ErrorCounter:    func(d record.Direction, err error) { a.metrics.ObserveError(d, proxyerr.KindOf(err)) },
 		MaxHeaderBytes:  a.cfg.MaxHeaderBytes,
 		IdleTimeout:     a.cfg.IdleTimeout,
@@ -181,7 +190,7 @@ func (a *App) newDirection(d record.Direction, addrs []string, opaque []uint16, 
 		return nil, err
 	}
 	hp, err := h2.New(h2.Config{
-		Direction: d, Router: r, Observer: a.metrics, Dialer: a.dialH2, Logger: a.log, Profiles: prof,
+		Direction: d, Router: r, Observer: a.metrics, Dialer: a.dialH2, Logger: a.log, Profiles: prof, Tap: a.tapHook(),
 		DialTimeout: a.cfg.ConnectTimeout, IdleTimeout: a.cfg.IdleTimeout,
 	})
 	if err != nil {
@@ -264,8 +273,12 @@ func (a *App) Run(ctx context.Context) error {
 			a.log.Error("admin server", "err", err)
 		}
 	}()
+	if a.tap != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); a.tap.serve(a) }()
+	}
 	a.log.Info("proxy running", "inbound", a.InboundAddr().String(), "outbound", a.OutboundAddr().String(),
-		"admin", a.AdminAddr().String())
+		"admin", a.AdminAddr().String(), "tap", a.TapAddr())
 
 	select {
 	case <-ctx.Done():
@@ -274,6 +287,9 @@ func (a *App) Run(ctx context.Context) error {
 	err := a.drain()
 	a.closeListeners()
 	a.admin.Close()
+	if a.tap != nil {
+		a.tap.stop()
+	}
 	wg.Wait()
 	for _, d := range a.dirs {
 		d.h1.Close()
@@ -318,5 +334,8 @@ func (a *App) closeListeners() {
 	}
 	if a.adminLn != nil {
 		a.adminLn.Close()
+	}
+	if a.tap != nil {
+		a.tap.ln.Close()
 	}
 }

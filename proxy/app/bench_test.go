@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/weftmesh/weft/proxy/internal/benchcpu"
 )
 
 // BenchmarkProxyHTTP1 measures one keep-alive request through the whole
@@ -24,11 +26,13 @@ func BenchmarkProxyHTTP1(b *testing.B) {
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	req.SetRequestURI("http://" + ln.Addr().String() + "/bench")
 	b.ReportAllocs()
+	stop := benchcpu.Start(b)
 	for b.Loop() {
 		if err := c.Do(req, resp); err != nil || resp.StatusCode() != 200 {
 			b.Fatal(err, resp.StatusCode())
 		}
 	}
+	stop()
 }
 
 // BenchmarkInboundRoute is the inbound routing decision.

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/weftmesh/weft/proxy/internal/benchcpu"
 )
 
 // BenchmarkProxyHTTP1Parallel is BenchmarkProxyHTTP1 with concurrent
@@ -21,6 +23,7 @@ func BenchmarkProxyHTTP1Parallel(b *testing.B) {
 	}}
 	b.ReportAllocs()
 	b.SetParallelism(8)
+	stop := benchcpu.Start(b)
 	b.RunParallel(func(pb *testing.PB) {
 		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 		req.SetRequestURI("http://" + ln.Addr().String() + "/bench")
@@ -30,6 +33,7 @@ func BenchmarkProxyHTTP1Parallel(b *testing.B) {
 			}
 		}
 	})
+	stop()
 }
 
 // BenchmarkProxyHTTP1NewConn sends every request on a new client
@@ -49,9 +53,11 @@ func BenchmarkProxyHTTP1NewConn(b *testing.B) {
 	req.SetRequestURI("http://" + ln.Addr().String() + "/bench")
 	req.SetConnectionClose()
 	b.ReportAllocs()
+	stop := benchcpu.Start(b)
 	for b.Loop() {
 		if err := c.Do(req, resp); err != nil || resp.StatusCode() != 200 {
 			b.Fatal(err, resp.StatusCode())
 		}
 	}
+	stop()
 }

@@ -37,7 +37,7 @@ const (
 
 // identityFor is the identity config of a proxy whose ServiceAccount token
 // is tok, against the identity service svc.
-func identityFor(t *testing.T, ca *identitytest.CA, svc *identitytest.Service, id, tok string) *identity.Config {
+func identityFor(t testing.TB, ca *identitytest.CA, svc *identitytest.Service, id, tok string) *identity.Config {
 	t.Helper()
 	f := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(f, []byte(tok), 0o600); err != nil {
@@ -50,7 +50,7 @@ func identityFor(t *testing.T, ca *identitytest.CA, svc *identitytest.Service, i
 }
 
 // waitReady polls the admin /ready endpoint until it answers 200.
-func waitReady(t *testing.T, h *harness) {
+func waitReady(t testing.TB, h *harness) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {

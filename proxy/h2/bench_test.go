@@ -9,6 +9,7 @@ import (
 
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 
+	"github.com/weftmesh/weft/proxy/internal/benchcpu"
 	"github.com/weftmesh/weft/proxy/record"
 )
 
@@ -31,6 +32,7 @@ func benchH2CUnary(b *testing.B, viaProxy bool) {
 	req.Header.Set("Accept", "*/*")
 	b.ReportAllocs()
 	b.ResetTimer()
+	stop := benchcpu.Start(b)
 	for b.Loop() {
 		resp, err := client.RoundTrip(req)
 		if err != nil {
@@ -39,6 +41,7 @@ func benchH2CUnary(b *testing.B, viaProxy bool) {
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 	}
+	stop()
 }
 
 func BenchmarkH2CUnaryDirect(b *testing.B)   { benchH2CUnary(b, false) }
@@ -64,11 +67,13 @@ func benchGRPCUnary(b *testing.B, viaProxy, routed bool) {
 	in := &testgrpc.SimpleRequest{ResponseSize: 64}
 	b.ReportAllocs()
 	b.ResetTimer()
+	stop := benchcpu.Start(b)
 	for b.Loop() {
 		if _, err := c.UnaryCall(ctx, in); err != nil {
 			b.Fatal(err)
 		}
 	}
+	stop()
 }
 
 func BenchmarkGRPCUnaryDirect(b *testing.B)   { benchGRPCUnary(b, false, false) }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/weftmesh/weft/proxy/pipeline"
 	"github.com/weftmesh/weft/proxy/record"
 	"github.com/weftmesh/weft/proxy/target"
 )
@@ -37,6 +38,8 @@ type Config struct {
 	// timeouts, retries); nil means no profiles: no route is matched and
 	// nothing is retried.
 	Profiles target.Profiles
+	// Tap receives the tapped exchanges; nil taps nothing.
+	Tap pipeline.Tap
 	// Dialer opens upstream connections; nil dials plain TCP to ep.Addr.
 	Dialer target.Dialer
 	// Logger receives connection-level events (flood cut-offs); nil uses

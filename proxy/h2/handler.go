@@ -38,6 +38,10 @@ type exchange struct {
 	replay *profile.Replay
 	src    *bodyReader
 	resp   *http.Response
+	// tap is the exchange's tap state; bytes and reset feed its end.
+	tap   pipeline.Tapping
+	bytes int64
+	reset bool
 }
 
 var exchanges = sync.Pool{New: func() any { return new(exchange) }}
@@ -120,11 +124,16 @@ func (h *connHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	ctx := r.Context()
 	prof, ep, err := pipeline.Route(ctx, p.cfg.Router, p.cfg.Profiles, r.Host, h.orig)
+	if err == nil {
+		p.setPeer(rec, &ep, r.Host)
+	}
+	if p.pipe.TapOn() {
+		p.pipe.TapBegin(&x.tap, rec, "http", r.Host, r.RemoteAddr, headerView(r.Header), start)
+	}
 	if err != nil {
-		p.fail(w, rec, grpc, start, err)
+		p.fail(w, x, grpc, start, err)
 		return
 	}
-	p.setPeer(rec, &ep, r.Host)
 
 	// The request's header map is ours: strip it in place and send it on.
 	stripHopByHop(r.Header)
@@ -159,9 +168,10 @@ func (h *connHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if proxyerr.KindOf(err) != proxyerr.Canceled && errors.As(err, &se) {
 			// The upstream reset the stream: reset the client's too.
 			rec.Err, rec.ErrKind = proxyerr.New(proxyerr.Protocol, err), proxyerr.Protocol
+			x.reset = true
 			panic(errAbort)
 		}
-		p.fail(w, rec, grpc, start, err)
+		p.fail(w, x, grpc, start, err)
 		return
 	}
 	resp := x.resp
@@ -175,6 +185,7 @@ func (h *connHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(resp.StatusCode)
 	rec.StatusCode = resp.StatusCode
+	x.tap.Response(resp.StatusCode, headerView(hdr))
 	fl, _ := w.(http.Flusher)
 	if resp.ContentLength != 0 && fl != nil {
 		// Send the headers now: a streaming peer may wait for them before
@@ -183,7 +194,10 @@ func (h *connHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fl.Flush()
 	}
 
-	if rerr, werr := copyBody(w, fl, resp.Body); rerr != nil || werr != nil {
+	n, rerr, werr := copyBody(w, fl, resp.Body)
+	x.bytes = n
+	if rerr != nil || werr != nil {
+		x.reset = true
 		if ctx.Err() != nil || werr != nil {
 			rec.Err, rec.ErrKind = errors.Join(ctx.Err(), werr), proxyerr.Canceled
 			return
@@ -194,6 +208,7 @@ func (h *connHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			err := proxyerr.New(proxyerr.Timeout, rerr)
 			rec.Err, rec.ErrKind = err, proxyerr.Timeout
 			if grpc {
+				x.reset = false // ended with DEADLINE_EXCEEDED trailers
 				rec.GRPCStatus = timeoutTrailers(hdr, err)
 				return
 			}
@@ -238,32 +253,35 @@ func (p *Proxy) send(ctx context.Context, r *http.Request, ep *target.Endpoint, 
 
 // copyBody copies body to w through a pooled buffer, flushing after every
 // chunk so streamed data reaches the client as it arrives. It returns the
-// read error (other than EOF) or the write error.
-func copyBody(w io.Writer, fl http.Flusher, body io.Reader) (rerr, werr error) {
+// bytes written and the read error (other than EOF) or the write error.
+func copyBody(w io.Writer, fl http.Flusher, body io.Reader) (written int64, rerr, werr error) {
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	buf := *bp
 	for {
 		n, err := body.Read(buf)
 		if n > 0 {
-			if _, werr = w.Write(buf[:n]); werr != nil {
-				return nil, werr
+			m, werr := w.Write(buf[:n])
+			written += int64(m)
+			if werr != nil {
+				return written, nil, werr
 			}
 			if fl != nil {
 				fl.Flush()
 			}
 		}
 		if err == io.EOF {
-			return nil, nil
+			return written, nil, nil
 		}
 		if err != nil {
-			return err, nil
+			return written, err, nil
 		}
 	}
 }
 
 // fail answers a request the proxy could not forward and records why.
-func (p *Proxy) fail(w http.ResponseWriter, rec *record.HTTP, grpc bool, start time.Time, err error) {
+func (p *Proxy) fail(w http.ResponseWriter, x *exchange, grpc bool, start time.Time, err error) {
+	rec := &x.rec
 	k := proxyerr.KindOf(err)
 	rec.Err, rec.ErrKind = err, k
 	if p.draining.Load() {
@@ -276,11 +294,14 @@ func (p *Proxy) fail(w http.ResponseWriter, rec *record.HTTP, grpc bool, start t
 	rec.StatusCode, rec.GRPCStatus = writeError(w, grpc, k)
 	if !grpc {
 		rec.GRPCStatus = -1
+		x.bytes = int64(len(pipeline.ErrorBody(k)))
 	}
+	x.tap.Response(rec.StatusCode, headerView(w.Header()))
 }
 
 // finish reports the exchange (and its route) and returns it to the pool.
 func (p *Proxy) finish(x *exchange) {
+	x.tap.End(&x.rec, x.bytes, x.reset)
 	p.pipe.ObserveRoute(&x.req)
 	if p.cfg.Observer != nil {
 		p.cfg.Observer.ObserveHTTP(&x.rec)

@@ -86,3 +86,16 @@ func grpcStatus(h http.Header) int {
 	}
 	return n
 }
+
+// headerView is an http.Header as the pipeline's Headers (for the tap).
+type headerView http.Header
+
+func (h headerView) Range(f func(name, value string) bool) {
+	for name, vs := range h {
+		for _, v := range vs {
+			if !f(name, v) {
+				return
+			}
+		}
+	}
+}

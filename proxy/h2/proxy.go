@@ -65,6 +65,7 @@ func New(cfg Config) (*Proxy, error) {
 	p.up = newUpstreams(&p.cfg)
 	p.pipe.Router = cfg.Router
 	p.pipe.Routes, _ = cfg.Observer.(target.RouteObserver)
+	p.pipe.Tap = cfg.Tap
 	p.hs = &http.Server{
 		// x/net advertises MaxHeaderBytes plus 320 bytes of per-field
 		// overhead as SETTINGS_MAX_HEADER_LIST_SIZE.

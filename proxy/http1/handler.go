@@ -44,6 +44,7 @@ func (p *Proxy) handle(ctx *fasthttp.RequestCtx) {
 	if err != nil {
 		rec.Peer.Authority = authority
 		rec.Peer.TargetAddr = ""
+		p.tapBegin(ctx, c, authority, start)
 		p.fail(ctx, rec, err, start)
 		return
 	}
@@ -61,6 +62,7 @@ func (p *Proxy) handle(ctx *fasthttp.RequestCtx) {
 		}
 		return
 	}
+	p.tapBegin(ctx, c, authority, start)
 	if !c.w.begin() {
 		p.fail(ctx, rec, proxyerr.New(proxyerr.Canceled, errCanceled), start)
 		return
@@ -94,6 +96,7 @@ func (p *Proxy) handle(ctx *fasthttp.RequestCtx) {
 	}
 	rec.StatusCode = resp.StatusCode()
 	rec.Latency = time.Since(start)
+	c.tapResponse(ctx)
 	p.observe(rec)
 }
 
@@ -119,7 +122,9 @@ func (p *Proxy) observe(rec *record.HTTP) {
 	if p.cfg.Observer != nil {
 		p.cfg.Observer.ObserveHTTP(rec)
 	}
-	rec.Method, rec.Path, rec.Err = "", "", nil
+	// Err stays for the tap's end (reported once the response is
+	// written); the next request resets the record.
+	rec.Method, rec.Path = "", ""
 }
 
 // handleParseError answers requests fasthttp could not parse: 431 for a

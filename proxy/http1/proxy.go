@@ -33,6 +33,9 @@ type Config struct {
 	// Profiles looks up request profiles (routes, timeouts, retries); nil
 	// means none (inbound, static discovery, pass-through).
 	Profiles target.Profiles
+	// Tap receives the tapped exchanges; nil taps nothing. Upgraded
+	// (WebSocket) exchanges are not tapped.
+	Tap pipeline.Tap
 	// ErrorCounter counts protocol errors fasthttp answers itself (400,
 	// 431); nil counts nothing.
 	ErrorCounter func(record.Direction, error)
@@ -91,6 +94,7 @@ func New(cfg Config) (*Proxy, error) {
 	p.pools = newPools(&p.cfg)
 	p.pipe.Router = cfg.Router
 	p.pipe.Routes, _ = cfg.Observer.(target.RouteObserver)
+	p.pipe.Tap = cfg.Tap
 	p.srv = &fasthttp.Server{
 		Handler:                       p.handle,
 		ErrorHandler:                  p.handleParseError,
@@ -142,6 +146,17 @@ type conn struct {
 	w watch
 	// x is the routed request in flight (routed.go).
 	x exchange
+	// tap is the request's tap state (tap.go); out counts the bytes
+	// written to the client, for the tapped response's length.
+	tap pipeline.Tapping
+	ts  tapState
+	out int64
+}
+
+func (c *conn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	c.out += int64(n)
+	return n, err
 }
 
 // ServeConn serves one client connection until it closes. c may replay
@@ -196,6 +211,7 @@ func (p *Proxy) Close() { p.pools.close() }
 func (p *Proxy) connState(c net.Conn, st fasthttp.ConnState) {
 	if cc, ok := c.(*conn); ok && st != fasthttp.StateActive && st != fasthttp.StateNew {
 		cc.w.end() // the response, streamed body included, is done
+		cc.tapEnd()
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()

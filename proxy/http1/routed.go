@@ -102,6 +102,7 @@ func (p *Proxy) forwardRouted(ctx *fasthttp.RequestCtx, c *conn, prof *profile.P
 	}
 	rec.StatusCode = resp.StatusCode()
 	rec.Latency = time.Since(start)
+	c.tapResponse(ctx)
 	p.pipe.ObserveRoute(&r)
 	p.observe(rec)
 }
@@ -120,6 +121,9 @@ func (p *Proxy) answer(ctx *fasthttp.RequestCtx, rec *record.HTTP, err error, st
 	ctx.SetBodyString(pipeline.ErrorBody(k))
 	if p.draining.Load() || k == proxyerr.BadRequest || k == proxyerr.Canceled {
 		ctx.SetConnectionClose()
+	}
+	if c, ok := ctx.Conn().(*conn); ok && k != proxyerr.Canceled {
+		c.tapResponse(ctx)
 	}
 	p.cfg.Logger.Debug("http1 request failed", "direction", p.cfg.Direction.String(), "kind", k.String(), "err", err)
 	if rec != nil {

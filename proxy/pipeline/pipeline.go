@@ -72,6 +72,8 @@ type Pipeline struct {
 	Router target.Router
 	// Routes receives the rt_route records; nil records none.
 	Routes target.RouteObserver
+	// Tap receives the tapped exchanges (hooks.go); nil taps nothing.
+	Tap Tap
 }
 
 // Request is one request's routing state, from Begin.

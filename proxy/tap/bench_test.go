@@ -5,6 +5,7 @@ import (
 	"time"
 
 	tapv1 "github.com/weftmesh/weft/api/tap/v1"
+	"github.com/weftmesh/weft/proxy/pipeline"
 	"github.com/weftmesh/weft/proxy/record"
 )
 
@@ -49,8 +50,8 @@ func BenchmarkExchangeOneTap(b *testing.B) {
 		if !h.Active() {
 			b.Fatal("inactive")
 		}
-		x := h.Begin(record.Outbound, "GET", "http", "web:80", "/books", hdr, webPeer)
+		x := begin(h, record.Outbound, "GET", "http", "web:80", "/books", hdr, webPeer)
 		x.Response(200, hdr[:1], time.Millisecond)
-		x.End(-1, 100, time.Millisecond, 0, false)
+		x.End(&pipeline.TapEnd{GRPCStatus: -1, Bytes: 100, Duration: time.Millisecond, Reset: false})
 	}
 }

@@ -18,14 +18,15 @@ import (
 	"time"
 
 	tapv1 "github.com/weftmesh/weft/api/tap/v1"
-	"github.com/weftmesh/weft/proxy/proxyerr"
+	"github.com/weftmesh/weft/proxy/pipeline"
 	"github.com/weftmesh/weft/proxy/record"
 )
 
-// HeaderView is a read-only view of request or response headers.
-type HeaderView interface {
-	Range(func(name, value string) bool)
-}
+// HeaderView is a read-only view of request or response headers; strings
+// it yields are copied before an event keeps them.
+type HeaderView = pipeline.Headers
+
+var _ pipeline.Tap = (*Hub)(nil)
 
 // Defaults of Config's zero fields.
 const (
@@ -95,50 +96,57 @@ func (h *Hub) Active() bool { return h.active.Load() != 0 }
 // Stats returns the hub's counters.
 func (h *Hub) Stats() Stats { return h.stats.snapshot() }
 
-// Begin reports a request after routing. It returns nil when no tap wants
-// the exchange; the returned Exchange's methods accept a nil receiver, so a
-// caller may call them unconditionally. peer is read during the call only.
-func (h *Hub) Begin(dir record.Direction, method, scheme, authority, path string, hdr HeaderView, peer *record.Peer) *Exchange {
+// Begin reports a request after routing (pipeline.Tap). It returns nil
+// when no tap wants the exchange. r is read during the call only; every
+// string kept in an event is copied (adapters hand in views of their
+// buffers).
+func (h *Hub) Begin(r *pipeline.TapRequest) pipeline.TapExchange {
+	if x := h.begin(r); x != nil {
+		return x
+	}
+	return nil
+}
+
+func (h *Hub) begin(r *pipeline.TapRequest) *Exchange {
 	if !h.Active() {
 		return nil
 	}
-	req := requestInfo{dir: dir, method: method, authority: authority, path: path, peer: peer}
+	rec := r.Rec
+	req := requestInfo{dir: rec.Direction, method: rec.Method, authority: r.Authority, path: rec.Path, peer: &rec.Peer}
 	var x *Exchange
 	for _, t := range *h.taps.Load() {
 		if !t.filter.matches(&req) || !t.admit() {
 			continue
 		}
 		if x == nil {
-			x = &Exchange{hub: h, id: h.ids.Add(1), base: baseEvent(dir, peer)}
+			x = &Exchange{hub: h, id: h.ids.Add(1), base: baseOf(rec.Direction, &rec.Peer, r.Source)}
+			x.taps = x.one[:0]
 		}
 		x.taps = append(x.taps, t)
 	}
 	if x == nil {
 		return nil
 	}
+	ri := &tapv1.RequestInit{Method: rec.Method, Scheme: r.Scheme, Authority: r.Authority, Path: rec.Path}
+	ri.Headers = h.redact.headers(r.Headers, &ri.Method, &ri.Scheme, &ri.Authority, &ri.Path)
 	ev := x.event()
-	ev.Kind = &tapv1.Event_Request{Request: &tapv1.RequestInit{
-		Method: method, Scheme: scheme, Authority: authority, Path: path,
-		Headers: h.redact.headers(hdr),
-	}}
+	ev.Kind = &tapv1.Event_Request{Request: ri}
 	x.send(ev)
 	return x
 }
 
 // Exchange is one tapped request; its events go to the taps that admitted
-// it at Begin. Methods are safe on a nil *Exchange (they do nothing).
+// it at Begin.
 type Exchange struct {
 	hub  *Hub
 	id   uint64
-	base *tapv1.Event
+	base base
 	taps []*Tap
+	one  [1]*Tap // taps' storage for the usual single tap
 }
 
 // Response reports the response head.
 func (x *Exchange) Response(status int, hdr HeaderView, ttfb time.Duration) {
-	if x == nil {
-		return
-	}
 	ev := x.event()
 	ev.Kind = &tapv1.Event_Response{Response: &tapv1.ResponseInit{
 		Status: int32(status), Headers: x.hub.redact.headers(hdr), LatencyUs: ttfb.Microseconds(),
@@ -146,14 +154,12 @@ func (x *Exchange) Response(status int, hdr HeaderView, ttfb time.Duration) {
 	x.send(ev)
 }
 
-// End reports the end of the exchange; grpcStatus is -1 for non-gRPC.
-func (x *Exchange) End(grpcStatus int, bytes int64, dur time.Duration, errKind proxyerr.Kind, reset bool) {
-	if x == nil {
-		return
-	}
-	end := &tapv1.ResponseEnd{GrpcStatus: int32(grpcStatus), ResponseBytes: bytes, DurationUs: dur.Microseconds(), Reset_: reset}
-	if errKind != 0 {
-		end.ErrorKind = errKind.String()
+// End reports the end of the exchange.
+func (x *Exchange) End(e *pipeline.TapEnd) {
+	end := &tapv1.ResponseEnd{GrpcStatus: int32(e.GRPCStatus), ResponseBytes: e.Bytes,
+		DurationUs: e.Duration.Microseconds(), Reset_: e.Reset}
+	if e.Failed {
+		end.ErrorKind = e.Kind.String()
 	}
 	ev := x.event()
 	ev.Kind = &tapv1.Event_End{End: end}
@@ -163,11 +169,11 @@ func (x *Exchange) End(grpcStatus int, bytes int64, dur time.Duration, errKind p
 	}
 }
 
-// event returns a fresh event sharing the exchange's immutable fields.
+// event returns a fresh event with the exchange's immutable fields.
 func (x *Exchange) event() *tapv1.Event {
-	b := x.base
-	return &tapv1.Event{Id: x.id, Direction: b.Direction, Tls: b.Tls, ClientId: b.ClientId,
-		ServerId: b.ServerId, TargetAddr: b.TargetAddr, DestinationLabels: b.DestinationLabels}
+	b := &x.base
+	return &tapv1.Event{Id: x.id, Direction: b.dir, Tls: b.tls, ClientId: b.clientID,
+		ServerId: b.serverID, TargetAddr: b.target, SourceAddr: b.source, DestinationLabels: b.labels}
 }
 
 func (x *Exchange) send(ev *tapv1.Event) {
@@ -178,19 +184,24 @@ func (x *Exchange) send(ev *tapv1.Event) {
 	}
 }
 
-func baseEvent(dir record.Direction, p *record.Peer) *tapv1.Event {
-	ev := &tapv1.Event{Direction: dir.String()}
-	if p == nil {
-		return ev
-	}
-	ev.Tls, ev.ClientId, ev.ServerId, ev.TargetAddr = p.TLS, p.ClientID, p.ServerID, p.TargetAddr
+// base are the fields every event of an exchange shares. The peer's
+// strings are immutable (record.Peer) and the source is not reused, so they
+// are kept without copies; the labels map is shared by the events.
+type base struct {
+	dir, clientID, serverID, target, source string
+	tls                                     bool
+	labels                                  map[string]string
+}
+
+func baseOf(dir record.Direction, p *record.Peer, source string) base {
+	b := base{dir: dir.String(), source: source, tls: p.TLS, clientID: p.ClientID, serverID: p.ServerID, target: p.TargetAddr}
 	if len(p.Labels) > 0 {
-		ev.DestinationLabels = make(map[string]string, len(p.Labels))
+		b.labels = make(map[string]string, len(p.Labels))
 		for _, l := range p.Labels {
-			ev.DestinationLabels[trimDst(l.Name)] = l.Value
+			b.labels[trimDst(l.Name)] = l.Value
 		}
 	}
-	return ev
+	return b
 }
 
 func trimDst(name string) string {

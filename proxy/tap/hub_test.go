@@ -5,7 +5,7 @@ import (
 	"time"
 
 	tapv1 "github.com/weftmesh/weft/api/tap/v1"
-	"github.com/weftmesh/weft/proxy/proxyerr"
+	"github.com/weftmesh/weft/proxy/pipeline"
 	"github.com/weftmesh/weft/proxy/record"
 )
 
@@ -18,6 +18,16 @@ func (h headers) Range(f func(name, value string) bool) {
 			return
 		}
 	}
+}
+
+// begin is Hub.Begin with the request spelled out.
+func begin(h *Hub, dir record.Direction, method, scheme, authority, path string, hdr HeaderView, peer *record.Peer) pipeline.TapExchange {
+	rec := &record.HTTP{Direction: dir, Method: method, Path: path, GRPCStatus: -1}
+	if peer != nil {
+		rec.Peer = *peer
+	}
+	return h.Begin(&pipeline.TapRequest{Rec: rec, Scheme: scheme, Authority: authority,
+		Source: "198.18.0.9:40000", Headers: hdr})
 }
 
 var webPeer = &record.Peer{
@@ -109,10 +119,10 @@ func TestRateLimitPerTap(t *testing.T) {
 	admitted := func(n int) int {
 		c := 0
 		for range n {
-			if x := h.Begin(record.Inbound, "GET", "http", "a", "/", nil, webPeer); x != nil {
+			if x := begin(h, record.Inbound, "GET", "http", "a", "/", nil, webPeer); x != nil {
 				c++
 				x.Response(200, nil, time.Millisecond)
-				x.End(-1, 10, 2*time.Millisecond, 0, false)
+				x.End(&pipeline.TapEnd{GRPCStatus: -1, Bytes: 10, Duration: 2 * time.Millisecond, Reset: false})
 			}
 		}
 		return c
@@ -149,12 +159,15 @@ func TestLimitConcurrencyAndDrops(t *testing.T) {
 		t.Fatalf("third tap: err = %v, want ErrTooManyTaps", err)
 	}
 	for i := range 3 {
-		x := h.Begin(record.Outbound, "GET", "http", "a", "/", nil, webPeer)
+		x := begin(h, record.Outbound, "GET", "http", "a", "/", nil, webPeer)
 		if (x == nil) != (i == 2) {
 			t.Fatalf("exchange %d: tapped = %v", i, x != nil)
 		}
-		x.Response(200, nil, 0) // nil-safe
-		x.End(-1, 0, 0, proxyerr.Kind(0), false)
+		if x == nil {
+			continue
+		}
+		x.Response(200, nil, 0)
+		x.End(&pipeline.TapEnd{GRPCStatus: -1, Bytes: 0, Duration: 0, Reset: false})
 	}
 	select {
 	case <-a.Done():

@@ -2,6 +2,7 @@ package tap
 
 import (
 	"strings"
+	"unsafe"
 
 	tapv1 "github.com/weftmesh/weft/api/tap/v1"
 )
@@ -34,18 +35,63 @@ func (r redactor) redacts(name string) bool {
 	return false
 }
 
-// headers copies hdr into tap headers, redacting listed values.
-func (r redactor) headers(hdr HeaderView) []*tapv1.Header {
-	if hdr == nil {
+// headers copies hdr into tap headers, redacting listed values, and
+// copies the strings line points to (the request line's) in place: one
+// block holds every copied string, one the fields and one the slice, since
+// an adapter's strings may alias its buffers.
+func (r redactor) headers(hdr HeaderView, line ...*string) []*tapv1.Header {
+	size, n := 0, 0
+	for _, l := range line {
+		size += len(*l)
+	}
+	if hdr != nil {
+		hdr.Range(func(name, value string) bool {
+			size += len(name)
+			if !r.redacts(name) {
+				size += len(value)
+			}
+			n++
+			return true
+		})
+	}
+	a := arena{buf: make([]byte, 0, size)}
+	for _, l := range line {
+		*l = a.copy(*l)
+	}
+	if n == 0 {
 		return nil
 	}
-	var out []*tapv1.Header
+	fields := make([]tapv1.Header, n)
+	out := make([]*tapv1.Header, 0, n)
 	hdr.Range(func(name, value string) bool {
-		if r.redacts(name) {
-			value = Redacted
+		if len(out) == n {
+			return false
 		}
-		out = append(out, &tapv1.Header{Name: name, Value: value})
+		h := &fields[len(out)]
+		h.Name = a.copy(name)
+		if r.redacts(name) {
+			h.Value = Redacted
+		} else {
+			h.Value = a.copy(value)
+		}
+		out = append(out, h)
 		return true
 	})
 	return out
+}
+
+// arena copies strings into one block; a string that does not fit (the
+// block was sized by a first pass) gets its own copy.
+type arena struct{ buf []byte }
+
+func (a *arena) copy(s string) string {
+	if s == "" {
+		return ""
+	}
+	if len(a.buf)+len(s) > cap(a.buf) {
+		return strings.Clone(s)
+	}
+	start := len(a.buf)
+	a.buf = append(a.buf, s...)
+	return unsafe.String(&a.buf[start], len(s))
 }

@@ -14,7 +14,7 @@ import (
 
 	tapv1 "github.com/weftmesh/weft/api/tap/v1"
 	"github.com/weftmesh/weft/proxy/identity/identitytest"
-	"github.com/weftmesh/weft/proxy/proxyerr"
+	"github.com/weftmesh/weft/proxy/pipeline"
 	"github.com/weftmesh/weft/proxy/record"
 )
 
@@ -75,9 +75,12 @@ func TestServerStreamsRedactedEvents(t *testing.T) {
 	secrets := headers{{"Authorization", "Bearer top-secret"}, {"proxy-authorization", "Basic top-secret"},
 		{"Cookie", "session=top-secret"}, {"x-api-key", "top-secret"}, {"Accept", "application/json"}}
 	for i, path := range []string{"/books/1", "/authors", "/books/2", "/books/3", "/books/4"} {
-		x := h.Begin(record.Outbound, "GET", "http", "web:80", path, secrets, webPeer)
+		x := begin(h, record.Outbound, "GET", "http", "web:80", path, secrets, webPeer)
+		if x == nil {
+			continue // filtered out, or past the limit
+		}
 		x.Response(500+i, headers{{"Set-Cookie", "id=top-secret"}, {"Content-Type", "text/plain"}}, time.Duration(i+1)*time.Millisecond)
-		x.End(-1, 42, 5*time.Millisecond, proxyerr.Kind(0), i == 2)
+		x.End(&pipeline.TapEnd{GRPCStatus: -1, Bytes: 42, Duration: 5 * time.Millisecond, Reset: i == 2})
 	}
 	var evs []*tapv1.Event
 	for {

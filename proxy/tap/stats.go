@@ -1,9 +1,9 @@
 package tap
 
 import (
-	"fmt"
-	"io"
 	"sync/atomic"
+
+	"github.com/weftmesh/weft/proxy/metrics"
 )
 
 // Stats are a hub's and its server's counters since start.
@@ -24,24 +24,17 @@ func (c *counters) snapshot() Stats {
 		Dropped: c.dropped.Load(), Limited: c.limited.Load()}
 }
 
-// WriteMetrics writes the counters in the Prometheus text format, for the
-// proxy's /metrics.
-func (s Stats) WriteMetrics(w io.Writer) error {
-	_, err := fmt.Fprintf(w, `# HELP tap_opened_total Taps started.
-# TYPE tap_opened_total counter
-tap_opened_total %d
-# HELP tap_rejected_total Taps refused because too many ran.
-# TYPE tap_rejected_total counter
-tap_rejected_total %d
-# HELP tap_refused_total Tap connections refused by mTLS identity checks.
-# TYPE tap_refused_total counter
-tap_refused_total %d
-# HELP tap_events_dropped_total Tap events lost because a stream could not keep up.
-# TYPE tap_events_dropped_total counter
-tap_events_dropped_total %d
-# HELP tap_rate_limited_total Exchanges not tapped because of a tap's rate limit.
-# TYPE tap_rate_limited_total counter
-tap_rate_limited_total %d
-`, s.Opened, s.Rejected, s.Refused, s.Dropped, s.Limited)
-	return err
+// Families renders the counters for the proxy's /metrics (a collector of
+// the metrics registry).
+func (s Stats) Families() []metrics.Family {
+	c := func(name, help string, v uint64) metrics.Family {
+		return metrics.Family{Name: name, Type: "counter", Help: help, Samples: []metrics.Sample{{Value: float64(v)}}}
+	}
+	return []metrics.Family{
+		c("tap_opened_total", "Taps started.", s.Opened),
+		c("tap_rejected_total", "Taps refused because too many ran.", s.Rejected),
+		c("tap_refused_total", "Tap connections refused by the mTLS identity check (no, untrusted or unauthorized client certificate).", s.Refused),
+		c("tap_events_dropped_total", "Tap events lost because a stream could not keep up.", s.Dropped),
+		c("tap_rate_limited_total", "Exchanges not tapped because of a tap's rate limit.", s.Limited),
+	}
 }

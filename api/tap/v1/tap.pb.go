@@ -255,6 +255,9 @@ type Event struct {
 	// destination (inbound).
 	TargetAddr        string            `protobuf:"bytes,6,opt,name=target_addr,json=targetAddr,proto3" json:"target_addr,omitempty"`
 	DestinationLabels map[string]string `protobuf:"bytes,7,rep,name=destination_labels,json=destinationLabels,proto3" json:"destination_labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The client's ip:port as the proxy's listener saw it: the application
+	// (outbound) or the peer proxy (inbound).
+	SourceAddr string `protobuf:"bytes,8,opt,name=source_addr,json=sourceAddr,proto3" json:"source_addr,omitempty"`
 	// Types that are valid to be assigned to Kind:
 	//
 	//	*Event_Request
@@ -343,6 +346,13 @@ func (x *Event) GetDestinationLabels() map[string]string {
 		return x.DestinationLabels
 	}
 	return nil
+}
+
+func (x *Event) GetSourceAddr() string {
+	if x != nil {
+		return x.SourceAddr
+	}
+	return ""
 }
 
 func (x *Event) GetKind() isEvent_Kind {
@@ -700,7 +710,7 @@ const file_tap_v1_tap_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"2\n" +
 	"\x06Header\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"\x90\x04\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\xb1\x04\n" +
 	"\x05Event\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1c\n" +
 	"\tdirection\x18\x02 \x01(\tR\tdirection\x12\x10\n" +
@@ -709,7 +719,9 @@ const file_tap_v1_tap_proto_rawDesc = "" +
 	"\tserver_id\x18\x05 \x01(\tR\bserverId\x12\x1f\n" +
 	"\vtarget_addr\x18\x06 \x01(\tR\n" +
 	"targetAddr\x12X\n" +
-	"\x12destination_labels\x18\a \x03(\v2).weft.tap.v1.Event.DestinationLabelsEntryR\x11destinationLabels\x124\n" +
+	"\x12destination_labels\x18\a \x03(\v2).weft.tap.v1.Event.DestinationLabelsEntryR\x11destinationLabels\x12\x1f\n" +
+	"\vsource_addr\x18\b \x01(\tR\n" +
+	"sourceAddr\x124\n" +
 	"\arequest\x18\n" +
 	" \x01(\v2\x18.weft.tap.v1.RequestInitH\x00R\arequest\x127\n" +
 	"\bresponse\x18\v \x01(\v2\x19.weft.tap.v1.ResponseInitH\x00R\bresponse\x12,\n" +
