@@ -76,7 +76,7 @@ func tapLine(ev tap.Event, ids *streamIDs, wide bool) string {
 	}
 	if wide {
 		for _, f := range []struct{ k, v string }{
-			{"src_ns", src.Namespace}, {"src_pod", src.Pod}, {"src_id", src.Identity},
+			{"src_ns", src.Namespace}, {"src_pod", src.Pod}, {"src_addr", src.Addr}, {"src_id", src.Identity},
 			{"dst_ns", dst.Namespace}, {"dst_pod", dst.Pod}, {"dst_addr", dst.Addr}, {"dst_id", dst.Identity},
 		} {
 			if f.v != "" {

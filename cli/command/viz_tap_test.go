@@ -22,11 +22,11 @@ import (
 func demoEvents() []tap.Event {
 	in := func(id uint64) *tapv1.Event {
 		return &tapv1.Event{Id: id, Direction: "inbound", Tls: true, ClientId: "spiffe://cluster.local/ns/demo/sa/traffic",
-			ServerId: "spiffe://cluster.local/ns/demo/sa/web", TargetAddr: "198.18.0.12:8080"}
+			ServerId: "spiffe://cluster.local/ns/demo/sa/web", TargetAddr: "198.18.0.12:8080", SourceAddr: "198.18.0.20:41234"}
 	}
 	out := func(id uint64) *tapv1.Event {
 		return &tapv1.Event{Id: id, Direction: "outbound", Tls: true, ClientId: "spiffe://cluster.local/ns/demo/sa/web",
-			ServerId: "spiffe://cluster.local/ns/demo/sa/books", TargetAddr: "198.18.0.14:7000",
+			ServerId: "spiffe://cluster.local/ns/demo/sa/books", TargetAddr: "198.18.0.14:7000", SourceAddr: "127.0.0.1:50110",
 			DestinationLabels: map[string]string{"deployment": "books", "namespace": "demo", "pod": "books-6d5f-x2"}}
 	}
 	// authors answers without identity labels: the server identity names it.

@@ -29,8 +29,12 @@ type Event struct {
 	Namespace string `json:"namespace"`
 	Pod       string `json:"pod"`
 	// Workload owns Pod, as TYPE/NAME (deploy/web), pod/NAME without owner.
-	Workload string       `json:"workload,omitempty"`
-	Event    *tapv1.Event `json:"-"`
+	Workload string `json:"workload,omitempty"`
+	// SourceNamespace and SourceWorkload name the client pod of an
+	// inbound request, when its address is a pod's.
+	SourceNamespace string       `json:"sourceNamespace,omitempty"`
+	SourceWorkload  string       `json:"sourceWorkload,omitempty"`
+	Event           *tapv1.Event `json:"-"`
 }
 
 // WorkloadOf names the workload that owns p: a ReplicaSet's Deployment (by
@@ -125,6 +129,8 @@ type Merger struct {
 	// OnError reports a pod whose stream failed (it is retried on the next
 	// poll); nil ignores.
 	OnError func(pod string, err error)
+	// Enrich, when set, completes each admitted event before it is emitted.
+	Enrich func(ctx context.Context, ev *Event)
 }
 
 // Run taps until ctx ends or limit requests were seen (0: no limit), calling
@@ -196,6 +202,9 @@ func (m *Merger) Run(ctx context.Context, req *tapv1.ObserveRequest, limit int, 
 			_ = poll() // a failed poll keeps the current streams
 		case ev := <-events:
 			keep, done := lim.admit(ev)
+			if keep && m.Enrich != nil {
+				m.Enrich(ctx, &ev)
+			}
 			if keep {
 				if err := emit(ev); err != nil {
 					return err

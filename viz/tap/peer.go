@@ -43,12 +43,17 @@ func Peers(ev Event) (src, dst Peer) {
 	e := ev.Event
 	self := Peer{Namespace: ev.Namespace, Workload: ev.Workload, Pod: ev.Pod}
 	if e.GetDirection() == "outbound" {
-		self.Identity = e.GetClientId()
+		self.Identity, self.Addr = e.GetClientId(), e.GetSourceAddr()
 		return self, fromLabels(e)
 	}
 	self.Identity = e.GetServerId()
 	self.Addr = e.GetTargetAddr()
-	return fromIdentity(e.GetClientId()), self
+	src = fromIdentity(e.GetClientId())
+	src.Addr = e.GetSourceAddr()
+	if ev.SourceWorkload != "" {
+		src.Namespace, src.Workload = ev.SourceNamespace, ev.SourceWorkload
+	}
+	return src, self
 }
 
 func fromLabels(e *tapv1.Event) Peer {
@@ -60,9 +65,13 @@ func fromLabels(e *tapv1.Event) Peer {
 			break
 		}
 	}
-	if p.Workload == "" && p.Identity != "" {
-		id := fromIdentity(p.Identity)
-		p.Workload, p.Namespace = id.Workload, id.Namespace
+	if id := fromIdentity(p.Identity); id.Workload != "" {
+		if p.Workload == "" {
+			p.Workload = id.Workload
+		}
+		if p.Namespace == "" {
+			p.Namespace = id.Namespace
+		}
 	}
 	return p
 }

@@ -46,6 +46,7 @@ type Server struct {
 	source atomic.Pointer[MTLSSource]
 	// notReady says why source is nil.
 	notReady atomic.Pointer[string]
+	sources  *podIPs
 }
 
 // New checks cfg and loads the serving certificate.
@@ -68,7 +69,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, cert: cert}
+	s := &Server{cfg: cfg, cert: cert, sources: &podIPs{client: cfg.Client, ttl: 30 * time.Second}}
 	msg := "obtaining the component's certificate from the identity service"
 	s.notReady.Store(&msg)
 	return s, nil
@@ -189,6 +190,7 @@ func (s *Server) merger(ctx context.Context, t Target) (*Merger, error) {
 			return MeshedPods(ctx, s.cfg.Client, ps)
 		},
 		OnError: func(pod string, err error) { s.cfg.Logger.Info("tap: pod stream ended", "pod", pod, "err", err) },
+		Enrich:  s.sources.enrich,
 	}, nil
 }
 

@@ -57,10 +57,10 @@ func (p *fakeProxy) Observe(req *tapv1.ObserveRequest, st grpc.ServerStreamingSe
 	for i := 1; i <= p.requests; i++ {
 		id := uint64(i)
 		for _, ev := range []*tapv1.Event{
-			{Id: id, Direction: "inbound", Tls: true, ClientId: "spiffe://cluster.local/ns/demo/sa/traffic",
+			{Id: id, Direction: "inbound", Tls: true, ClientId: "spiffe://cluster.local/ns/demo/sa/traffic", SourceAddr: "198.18.0.20:41000",
 				Kind: &tapv1.Event_Request{Request: &tapv1.RequestInit{Method: "GET", Path: "/books/" + strconv.Itoa(i)}}},
-			{Id: id, Kind: &tapv1.Event_Response{Response: &tapv1.ResponseInit{Status: 200, LatencyUs: 500}}},
-			{Id: id, Kind: &tapv1.Event_End{End: &tapv1.ResponseEnd{GrpcStatus: -1, DurationUs: 600}}},
+			{Id: id, Direction: "inbound", SourceAddr: "198.18.0.20:41000", Kind: &tapv1.Event_Response{Response: &tapv1.ResponseInit{Status: 200, LatencyUs: 500}}},
+			{Id: id, Direction: "inbound", SourceAddr: "198.18.0.20:41000", Kind: &tapv1.Event_End{End: &tapv1.ResponseEnd{GrpcStatus: -1, DurationUs: 600}}},
 		} {
 			if err := st.Send(ev); err != nil {
 				return err
@@ -152,8 +152,28 @@ func newTapEnv(t *testing.T) *tapEnv {
 			Spec:   corev1.PodSpec{ServiceAccountName: "web", Containers: []corev1.Container{{Name: "web"}, {Name: "weft-proxy"}}},
 			Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "127.0.0.1"},
 		},
+		&corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "load", Name: "traffic-0", Labels: map[string]string{"app": "traffic"},
+				OwnerReferences: []metav1.OwnerReference{{Kind: "StatefulSet", Name: "traffic", Controller: &yes}}},
+			Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "198.18.0.20"},
+		},
 	}
 	cs := fake.NewClientset(objs...)
+	// The fake ignores field selectors: answer status.podIP as the API server does.
+	cs.PrependReactor("list", "pods", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		fs := a.(clienttesting.ListAction).GetListRestrictions().Fields.String()
+		ip, ok := strings.CutPrefix(fs, "status.podIP=")
+		if !ok {
+			return false, nil, nil
+		}
+		list := &corev1.PodList{}
+		for _, o := range objs {
+			if p, isPod := o.(*corev1.Pod); isPod && p.Status.PodIP == ip {
+				list.Items = append(list.Items, *p)
+			}
+		}
+		return true, list, nil
+	})
 	cs.PrependReactor("create", "subjectaccessreviews", func(a clienttesting.Action) (bool, runtime.Object, error) {
 		sar := a.(clienttesting.CreateAction).GetObject().(*authzv1.SubjectAccessReview)
 		ra := sar.Spec.ResourceAttributes
@@ -257,6 +277,9 @@ func TestServerTapsOverMTLS(t *testing.T) {
 		}
 		if ev.Pod != "web-5f7c9-x1" || ev.Workload != "deploy/web" {
 			t.Errorf("event from %s (%s)", ev.Pod, ev.Workload)
+		}
+		if src, _ := Peers(ev); src.Name() != "sts/traffic" || src.Namespace != "load" {
+			t.Errorf("source of %v = %+v, want the client pod's sts/traffic in load", ev.Event, src)
 		}
 		kinds = append(kinds, fmtKind(ev.Event))
 	}
