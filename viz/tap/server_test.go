@@ -105,15 +105,19 @@ func cert(t *testing.T, ca *pki.CA, cn string, usage x509.ExtKeyUsage, dns ...st
 type tapEnv struct {
 	url    string
 	client func(cert *tls.Certificate) *http.Client
-	proxy  *fakeProxy
 }
 
-func newTapEnv(t *testing.T) *tapEnv {
+func withFakeProxy(p *fakeProxy) func(*testing.T, *identitytest.CA) int {
+	return func(t *testing.T, ca *identitytest.CA) int { return startProxy(t, ca, p) }
+}
+
+// newTapEnv runs the tap API server with the real identity service and a
+// proxy tap server that serve starts (the pod's port).
+func newTapEnv(t *testing.T, serve func(t *testing.T, ca *identitytest.CA) int) *tapEnv {
 	t.Helper()
 	ca := identitytest.NewCA(t, "")
 	svc := identitytest.StartService(t, ca, identitytest.Options{Users: identitytest.Reviewer{"tok-viz": "system:serviceaccount:weft-viz:weft-viz"}})
-	proxy := &fakeProxy{requests: 3, got: make(chan *tapv1.ObserveRequest, 4)}
-	port := startProxy(t, ca, proxy)
+	port := serve(t, ca)
 
 	frontCA, err := pki.NewTrustAnchor("front-proxy-ca", 0)
 	if err != nil {
@@ -213,8 +217,7 @@ func newTapEnv(t *testing.T) *tapEnv {
 	roots.AddCert(servingCA.Cert)
 	front := cert(t, frontCA, "front-proxy-client", x509.ExtKeyUsageClientAuth)
 	return &tapEnv{
-		url:   "https://" + ln.Addr().String(),
-		proxy: proxy,
+		url: "https://" + ln.Addr().String(),
 		client: func(c *tls.Certificate) *http.Client {
 			if c == nil {
 				c = &front
@@ -222,6 +225,22 @@ func newTapEnv(t *testing.T) *tapEnv {
 			return &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
 				RootCAs: roots, ServerName: "weft-viz.weft-viz.svc", Certificates: []tls.Certificate{*c}}}}
 		},
+	}
+}
+
+// waitOK posts body as alice until the server is ready (503 until the
+// component's certificate is issued, 401 until the front-proxy CA is loaded).
+func (e *tapEnv) waitOK(t *testing.T, body Request) []byte {
+	t.Helper()
+	c := e.client(nil)
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		resp, b := e.post(t, c, "alice", body)
+		if resp.StatusCode == http.StatusOK {
+			return b
+		}
+		if resp.StatusCode != http.StatusServiceUnavailable && resp.StatusCode != http.StatusUnauthorized || time.Now().After(deadline) {
+			t.Fatalf("status %d: %s", resp.StatusCode, b)
+		}
 	}
 }
 
@@ -245,24 +264,10 @@ func (e *tapEnv) post(t *testing.T, c *http.Client, user string, body Request) (
 // server dialled over mTLS with the certificate the identity service issued
 // it; the limit ends the stream.
 func TestServerTapsOverMTLS(t *testing.T) {
-	e := newTapEnv(t)
-	c := e.client(nil)
-	var body []byte
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, b := e.post(t, c, "alice", Request{Max: 2, Duration: "10s"})
-		if resp.StatusCode == http.StatusOK {
-			body = b
-			break
-		}
-		// 503 until the component's certificate is issued and the
-		// front-proxy CA is loaded.
-		if resp.StatusCode != http.StatusServiceUnavailable && resp.StatusCode != http.StatusUnauthorized || time.Now().After(deadline) {
-			t.Fatalf("status %d: %s", resp.StatusCode, b)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if got := <-e.proxy.got; got.GetLimit() != 2 {
+	proxy := &fakeProxy{requests: 3, got: make(chan *tapv1.ObserveRequest, 4)}
+	e := newTapEnv(t, withFakeProxy(proxy))
+	body := e.waitOK(t, Request{Max: 2, Duration: "10s"})
+	if got := <-proxy.got; got.GetLimit() != 2 {
 		t.Errorf("proxy got limit %d, want 2", got.GetLimit())
 	}
 	d := NewDecoder(bytes.NewReader(body))
@@ -289,7 +294,7 @@ func TestServerTapsOverMTLS(t *testing.T) {
 }
 
 func TestServerRefuses(t *testing.T) {
-	e := newTapEnv(t)
+	e := newTapEnv(t, withFakeProxy(&fakeProxy{got: make(chan *tapv1.ObserveRequest, 4)}))
 	other, err := pki.NewTrustAnchor("not-the-front-proxy", 0)
 	if err != nil {
 		t.Fatal(err)
