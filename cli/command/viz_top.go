@@ -52,7 +52,8 @@ terminal, or with --once, it prints the table once when the tap ends
 			table := &top.Table{HideSources: hideSources}
 			out := cmd.OutOrStdout()
 			if file, ok := out.(*os.File); ok && !once && term.IsTerminal(int(file.Fd())) {
-				return runTopUI(cmd.Context(), file, stream, table, hideSources, t)
+				title := "weft viz top " + args[0] + " -n " + t.Namespace
+				return runTopUI(cmd.Context(), file, stream, table, hideSources, title)
 			}
 			if err := feedTop(tap.NewDecoder(stream), table); err != nil && cmd.Context().Err() == nil {
 				return err
@@ -114,7 +115,10 @@ func (m *topModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case topTick:
 		return m, tickTop()
 	case topEnded:
+		// The tap ended (--duration, --max, or the API server): leave the
+		// full screen; runTopUI prints the final table.
 		m.done, m.ended = true, msg.err
+		return m, tea.Quit
 	}
 	return m, nil
 }
@@ -137,10 +141,11 @@ func (m *topModel) View() string {
 	return b.String()
 }
 
-// runTopUI shows the live table on out (a terminal) until q, Ctrl-C or ctx.
-func runTopUI(ctx context.Context, out *os.File, stream io.Reader, table *top.Table, hideSources bool, t tap.Target) error {
-	m := &topModel{table: table, hideSources: hideSources, started: time.Now(),
-		title: fmt.Sprintf("weft viz top %s/%s -n %s", t.Resource, t.Name, t.Namespace)}
+// runTopUI shows the live table on out (a terminal) until q, Ctrl-C or ctx,
+// or until the tap ends: then it prints the final table on the normal
+// screen.
+func runTopUI(ctx context.Context, out *os.File, stream io.Reader, table *top.Table, hideSources bool, title string) error {
+	m := &topModel{table: table, hideSources: hideSources, started: time.Now(), title: title}
 	p := tea.NewProgram(m, tea.WithContext(ctx), tea.WithOutput(out), tea.WithAltScreen())
 	go func() {
 		err := feedTop(tap.NewDecoder(stream), table)
@@ -150,5 +155,11 @@ func runTopUI(ctx context.Context, out *os.File, stream io.Reader, table *top.Ta
 	if errors.Is(err, tea.ErrProgramKilled) || errors.Is(err, context.Canceled) {
 		return nil // interrupted: the terminal is restored
 	}
-	return err
+	if err != nil || !m.done {
+		return err // quit by the user, or the terminal failed
+	}
+	if m.ended != nil && ctx.Err() == nil {
+		return m.ended
+	}
+	return top.Write(out, table.Rows(), hideSources, 0)
 }

@@ -40,7 +40,9 @@ func TestTopModel(t *testing.T) {
 	if rows := strings.Count(view, "deploy/books"); rows != 2 {
 		t.Errorf("a 6-line terminal shows %d rows, want 2:\n%s", rows, view)
 	}
-	m.Update(topEnded{err: errors.New("stream reset")})
+	if _, cmd := m.Update(topEnded{err: errors.New("stream reset")}); cmd == nil || cmd() != tea.Quit() {
+		t.Errorf("the end of the tap does not leave the full screen")
+	}
 	if !strings.Contains(m.View(), "tap ended: stream reset") {
 		t.Errorf("view after the end:\n%s", m.View())
 	}
