@@ -130,7 +130,11 @@ redacted by the proxies; bodies are never shown.`,
 			if err != nil {
 				return err
 			}
-			stream, err := openTap(cmd.Context(), g, t, req)
+			cs, err := tapClient(g)
+			if err != nil {
+				return err
+			}
+			stream, err := openTap(cmd.Context(), cs, t, req)
 			if err != nil {
 				return err
 			}
@@ -154,10 +158,9 @@ func checkTapOutput(o string) error {
 	return fmt.Errorf("unknown output format %q: use table, wide or json", o)
 }
 
-// openTap POSTs req through the API server and returns the event stream.
-// The client has no overall timeout (a tap lasts as long as asked); the
-// connection is bounded by ctx.
-func openTap(ctx context.Context, g *globals, t tap.Target, req tap.Request) (io.ReadCloser, error) {
+// tapClient is a client for the global flags without an overall timeout:
+// a tap lasts as long as asked, bounded by its context.
+func tapClient(g *globals) (kubernetes.Interface, error) {
 	opts := g.kube
 	opts.UserAgent = "weft/" + version.Version
 	rc, err := kubeclient.Config(opts)
@@ -168,6 +171,11 @@ func openTap(ctx context.Context, g *globals, t tap.Target, req tap.Request) (io
 	if err != nil {
 		return nil, fmt.Errorf("create kubernetes client: %w", err)
 	}
+	return cs, nil
+}
+
+// openTap POSTs req through the API server and returns the event stream.
+func openTap(ctx context.Context, cs kubernetes.Interface, t tap.Target, req tap.Request) (io.ReadCloser, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return nil, fmt.Errorf("encode tap request: %w", err)

@@ -135,7 +135,21 @@ type fakeTapAPI struct {
 	events []tap.Event
 }
 
+// booksProfile is books' ServiceProfile as the API server returns it.
+const booksProfile = `{"apiVersion":"weft.io/v1alpha1","kind":"ServiceProfile","metadata":{"name":"books.demo.svc.cluster.local","namespace":"demo"},
+"spec":{"routes":[{"name":"GET /books","condition":{"method":"GET","pathRegex":"/books"}},{"name":"GET /fail","condition":{"method":"GET","pathRegex":"/fail"}}]}}`
+
 func (f *fakeTapAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/apis/weft.io/v1alpha1/namespaces/") {
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/apis/weft.io/v1alpha1/namespaces/demo/serviceprofiles/books.demo.svc.cluster.local" {
+			fmt.Fprint(w, booksProfile)
+			return
+		}
+		w.WriteHeader(http.StatusNotFound)
+		fmt.Fprint(w, `{"kind":"Status","apiVersion":"v1","status":"Failure","code":404,"reason":"NotFound"}`)
+		return
+	}
 	var req tap.Request
 	_ = json.NewDecoder(r.Body).Decode(&req)
 	f.mu.Lock()
@@ -206,6 +220,16 @@ func TestTapThroughAPIServer(t *testing.T) {
 	for _, want := range []string{"Source", "deploy/books  GET     /fail", "0.00%", "sa/traffic", "100.00%"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("top output lacks %q:\n%s", want, out)
+		}
+	}
+
+	out, err = run(t, nil, append(kc, "viz", "top", "deploy/web", "-n", "demo", "--once", "--routes", "--hide-sources")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Route", "deploy/books  GET     GET /books", "deploy/books  GET     GET /fail", "deploy/web    GET     [DEFAULT]", "sa/authors    POST    [DEFAULT]"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("top --routes output lacks %q:\n%s", want, out)
 		}
 	}
 }

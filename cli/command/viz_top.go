@@ -22,13 +22,14 @@ const topOnceDuration = 10 * time.Second
 
 func vizTopCmd(g *globals) *cobra.Command {
 	f := &tapFlags{}
-	var hideSources, once bool
+	var hideSources, once, routes bool
 	cmd := &cobra.Command{
 		Use:   "top RESOURCE",
 		Short: "A live table of a resource's requests by source, destination and path",
 		Long: `top taps RESOURCE (as weft viz tap does) and keeps a table, refreshed every
 second and sorted by count: Source, Destination, Method, Path, Count, the best,
-worst and last latency (to the response's first byte) and the success rate.
+worst and last latency (to the response's first byte) and the success rate;
+--routes groups by ServiceProfile route instead of path.
 q or Ctrl-C quits and restores the terminal. When the output is not a
 terminal, or with --once, it prints the table once when the tap ends
 (--duration, default 10s with --once).`,
@@ -44,26 +45,35 @@ terminal, or with --once, it prints the table once when the tap ends
 			if err != nil {
 				return err
 			}
-			stream, err := openTap(cmd.Context(), g, t, req)
+			cs, err := tapClient(g)
+			if err != nil {
+				return err
+			}
+			stream, err := openTap(cmd.Context(), cs, t, req)
 			if err != nil {
 				return err
 			}
 			defer stream.Close()
 			table := &top.Table{HideSources: hideSources}
+			if routes {
+				table.Route = newProfileRoutes(cmd.Context(), cs, cmd.ErrOrStderr()).Route
+			}
+			cols := top.Columns{HideSources: hideSources, Routes: routes}
 			out := cmd.OutOrStdout()
 			if file, ok := out.(*os.File); ok && !once && term.IsTerminal(int(file.Fd())) {
 				title := "weft viz top " + args[0] + " -n " + t.Namespace
-				return runTopUI(cmd.Context(), file, stream, table, hideSources, title)
+				return runTopUI(cmd.Context(), file, stream, table, cols, title)
 			}
 			if err := feedTop(tap.NewDecoder(stream), table); err != nil && cmd.Context().Err() == nil {
 				return err
 			}
-			return top.Write(out, table.Rows(), hideSources, 0)
+			return top.Write(out, table.Rows(), cols, 0)
 		},
 	}
 	f.add(cmd)
 	cmd.Flags().BoolVar(&hideSources, "hide-sources", false, "merge the rows of every source (no Source column)")
 	cmd.Flags().BoolVar(&once, "once", false, "print the table once when the tap ends instead of a live view")
+	cmd.Flags().BoolVar(&routes, "routes", false, "one row per ServiceProfile route instead of per path ([DEFAULT]: no route matched)")
 	return cmd
 }
 
@@ -83,13 +93,13 @@ func feedTop(d *tap.Decoder, table *top.Table) error {
 
 // topModel is the live view: it redraws the table every second.
 type topModel struct {
-	table       *top.Table
-	hideSources bool
-	title       string
-	started     time.Time
-	height      int
-	ended       error // the stream's end (nil while it runs)
-	done        bool
+	table   *top.Table
+	cols    top.Columns
+	title   string
+	started time.Time
+	height  int
+	ended   error // the stream's end (nil while it runs)
+	done    bool
 }
 
 type (
@@ -137,15 +147,15 @@ func (m *topModel) View() string {
 	if m.height > 4 {
 		limit = m.height - 4 // title, blank line, header, cursor line
 	}
-	_ = top.Write(&b, m.table.Rows(), m.hideSources, limit)
+	_ = top.Write(&b, m.table.Rows(), m.cols, limit)
 	return b.String()
 }
 
 // runTopUI shows the live table on out (a terminal) until q, Ctrl-C or ctx,
 // or until the tap ends: then it prints the final table on the normal
 // screen.
-func runTopUI(ctx context.Context, out *os.File, stream io.Reader, table *top.Table, hideSources bool, title string) error {
-	m := &topModel{table: table, hideSources: hideSources, started: time.Now(), title: title}
+func runTopUI(ctx context.Context, out *os.File, stream io.Reader, table *top.Table, cols top.Columns, title string) error {
+	m := &topModel{table: table, cols: cols, started: time.Now(), title: title}
 	p := tea.NewProgram(m, tea.WithContext(ctx), tea.WithOutput(out), tea.WithAltScreen())
 	go func() {
 		err := feedTop(tap.NewDecoder(stream), table)
@@ -161,5 +171,5 @@ func runTopUI(ctx context.Context, out *os.File, stream io.Reader, table *top.Ta
 	if m.ended != nil && ctx.Err() == nil {
 		return m.ended
 	}
-	return top.Write(out, table.Rows(), hideSources, 0)
+	return top.Write(out, table.Rows(), cols, 0)
 }

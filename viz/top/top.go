@@ -42,10 +42,17 @@ func (r Row) Success() float64 {
 	return float64(r.Successes) / float64(r.Count)
 }
 
+// DefaultRoute is the Path of requests no route matched (with Route set).
+const DefaultRoute = "[DEFAULT]"
+
 // Table aggregates events; it is safe for concurrent use.
 type Table struct {
 	// HideSources merges the rows of every source.
 	HideSources bool
+	// Route, when set, names the route of a request (its ServiceProfile
+	// route), which then replaces the path in the key; "" is DefaultRoute.
+	// It is called without the table's lock held.
+	Route func(authority, method, path string) string
 
 	mu      sync.Mutex
 	pending map[string]*pending
@@ -61,6 +68,19 @@ type pending struct {
 
 // Add folds one event in.
 func (t *Table) Add(ev tap.Event) {
+	var key Key
+	if r := ev.Event.GetRequest(); r != nil {
+		src, dst := tap.Peers(ev)
+		key = Key{Source: src.Name(), Destination: dst.Name(), Method: r.GetMethod(), Path: r.GetPath()}
+		if t.HideSources {
+			key.Source = ""
+		}
+		if t.Route != nil {
+			if key.Path = t.Route(r.GetAuthority(), r.GetMethod(), r.GetPath()); key.Path == "" {
+				key.Path = DefaultRoute
+			}
+		}
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.pending == nil {
@@ -71,11 +91,6 @@ func (t *Table) Add(ev tap.Event) {
 	case *tapv1.Event_Request:
 		if len(t.pending) >= MaxPending {
 			return
-		}
-		src, dst := tap.Peers(ev)
-		key := Key{Source: src.Name(), Destination: dst.Name(), Method: k.Request.GetMethod(), Path: k.Request.GetPath()}
-		if t.HideSources {
-			key.Source = ""
 		}
 		t.pending[id] = &pending{key: key}
 	case *tapv1.Event_Response:
@@ -143,20 +158,30 @@ func (t *Table) Rows() []Row {
 	return out
 }
 
-// Write renders rows as the top table; hideSources drops the Source column.
-// limit > 0 keeps the first limit rows.
-func Write(w io.Writer, rows []Row, hideSources bool, limit int) error {
+// Columns choose the table's shape.
+type Columns struct {
+	// HideSources drops the Source column; Routes names the Path column
+	// Route.
+	HideSources, Routes bool
+}
+
+// Write renders rows as the top table; limit > 0 keeps the first limit rows.
+func Write(w io.Writer, rows []Row, c Columns, limit int) error {
 	if limit > 0 && len(rows) > limit {
 		rows = rows[:limit]
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	head := "Destination\tMethod\tPath\tCount\tBest\tWorst\tLast\tSuccess\n"
-	if !hideSources {
+	path := "Path"
+	if c.Routes {
+		path = "Route"
+	}
+	head := "Destination\tMethod\t" + path + "\tCount\tBest\tWorst\tLast\tSuccess\n"
+	if !c.HideSources {
 		head = "Source\t" + head
 	}
 	fmt.Fprint(tw, head)
 	for _, r := range rows {
-		if !hideSources {
+		if !c.HideSources {
 			fmt.Fprintf(tw, "%s\t", r.Source)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%.2f%%\n", r.Destination, r.Method, r.Path, r.Count,

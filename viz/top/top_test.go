@@ -51,6 +51,7 @@ func TestTable(t *testing.T) {
 		name  string
 		xs    []exchange
 		hide  bool
+		route func(authority, method, path string) string
 		want  []Row
 		extra func(*Table) // events beyond the exchanges
 	}{
@@ -98,6 +99,24 @@ func TestTable(t *testing.T) {
 			},
 		},
 		{
+			name: "routes replace paths; unmatched requests are [DEFAULT]",
+			route: func(_, method, path string) string {
+				if strings.HasPrefix(path, "/books/") && method == "GET" {
+					return "GET /books/{id}"
+				}
+				return ""
+			},
+			xs: []exchange{
+				{pod: "web-1", id: 1, method: "GET", path: "/books/1", status: 200, latencyUs: 100, grpc: -1},
+				{pod: "web-1", id: 2, method: "GET", path: "/books/2", status: 500, latencyUs: 200, grpc: -1},
+				{pod: "web-1", id: 3, method: "GET", path: "/authors", status: 200, latencyUs: 300, grpc: -1},
+			},
+			want: []Row{
+				{Key: Key{"deploy/web", "deploy/books", "GET", "GET /books/{id}"}, Count: 2, Successes: 1, Best: 100 * time.Microsecond, Worst: 200 * time.Microsecond, Last: 200 * time.Microsecond},
+				{Key: Key{"deploy/web", "deploy/books", "GET", DefaultRoute}, Count: 1, Successes: 1, Best: 300 * time.Microsecond, Worst: 300 * time.Microsecond, Last: 300 * time.Microsecond},
+			},
+		},
+		{
 			name: "ends and responses of unseen requests are ignored",
 			extra: func(tb *Table) {
 				for _, ev := range (exchange{pod: "web-1", id: 9, method: "GET", path: "/x", status: 200, grpc: -1}).events()[1:] {
@@ -108,7 +127,7 @@ func TestTable(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tb := &Table{HideSources: tc.hide}
+			tb := &Table{HideSources: tc.hide, Route: tc.route}
 			for _, x := range tc.xs {
 				for _, ev := range x.events() {
 					tb.Add(ev)
@@ -143,7 +162,7 @@ func TestTablePendingBound(t *testing.T) {
 func TestWrite(t *testing.T) {
 	rows := []Row{{Key: Key{"deploy/traffic", "deploy/books", "GET", "/fail"}, Count: 10, Successes: 5, Best: 800 * time.Microsecond, Worst: 1200 * time.Millisecond, Last: 3 * time.Millisecond}}
 	var b strings.Builder
-	if err := Write(&b, rows, false, 0); err != nil {
+	if err := Write(&b, rows, Columns{}, 0); err != nil {
 		t.Fatal(err)
 	}
 	want := "Source          Destination   Method  Path   Count  Best   Worst  Last  Success\n" +
@@ -152,8 +171,8 @@ func TestWrite(t *testing.T) {
 		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
 	}
 	b.Reset()
-	_ = Write(&b, rows, true, 0)
-	if strings.Contains(b.String(), "Source") || !strings.Contains(b.String(), "deploy/books") {
-		t.Errorf("hidden sources:\n%s", b.String())
+	_ = Write(&b, rows, Columns{HideSources: true, Routes: true}, 0)
+	if strings.Contains(b.String(), "Source") || !strings.Contains(b.String(), "Route") || !strings.Contains(b.String(), "deploy/books") {
+		t.Errorf("hidden sources, routes:\n%s", b.String())
 	}
 }
