@@ -109,10 +109,9 @@ func RenderViz(v VizValues, c *VizCerts) ([]byte, error) {
 }
 
 // UninstallViz lists, as YAML stubs for `kubectl delete -f -`, the viz
-// extension's APIService, its cluster-scoped RBAC, its RBAC in kube-system
-// and in the control-plane namespace cpNS, and its namespace (with
-// everything in it).
-func UninstallViz(cpNS string) []byte {
+// extension's APIService, its cluster-scoped RBAC, its RoleBinding in
+// kube-system and its namespace (with everything in it).
+func UninstallViz() []byte {
 	stub := func(apiVersion, kind, ns, name string) string {
 		s := "---\napiVersion: " + apiVersion + "\nkind: " + kind + "\nmetadata:\n  name: " + name + "\n"
 		if ns != "" {
@@ -127,8 +126,6 @@ func UninstallViz(cpNS string) []byte {
 		stub(rbac, "ClusterRoleBinding", "", VizName+"-auth-delegator") +
 		stub(rbac, "ClusterRole", "", TapClusterRole) +
 		stub(rbac, "RoleBinding", "kube-system", VizName+"-auth-reader") +
-		stub(rbac, "RoleBinding", cpNS, VizName) +
-		stub(rbac, "Role", cpNS, VizName) +
 		stub("v1", "Namespace", "", VizNamespace))
 }
 

@@ -78,15 +78,6 @@ func vizTapObjects(v *VizValues, c *VizCerts) (pre, post []object) {
 			ObjectMeta: metav1.ObjectMeta{Name: VizName + "-auth-reader", Namespace: "kube-system", Labels: vizLabels()},
 			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "extension-apiserver-authentication-reader"},
 			Subjects:   sa},
-		// The control plane's install values (trust domain, anchors, where
-		// identity is), to obtain the component's own certificate.
-		&rbacv1.Role{TypeMeta: rbacTypeMeta("Role"),
-			ObjectMeta: metav1.ObjectMeta{Name: VizName, Namespace: v.ControlPlaneNamespace, Labels: vizLabels()},
-			Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{ConfigName}, Verbs: []string{"get"}}}},
-		&rbacv1.RoleBinding{TypeMeta: rbacTypeMeta("RoleBinding"),
-			ObjectMeta: metav1.ObjectMeta{Name: VizName, Namespace: v.ControlPlaneNamespace, Labels: vizLabels()},
-			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: VizName},
-			Subjects:   sa},
 		secret,
 	}
 	post = []object{&apiregv1.APIService{
@@ -105,11 +96,16 @@ func vizTapObjects(v *VizValues, c *VizCerts) (pre, post []object) {
 }
 
 // vizTapRules are the cluster-wide reads tap needs besides the window's
-// pods and services: resolving a workload to its pods.
+// pods and services: resolving a workload to its pods, and the control
+// plane's install values (trust domain, anchors, where identity runs) to
+// obtain the component's own certificate — only ConfigMaps named
+// weft-config, in whichever namespace weft is installed (a Role there would
+// make the apply fail while weft is elsewhere).
 func vizTapRules() []rbacv1.PolicyRule {
 	return []rbacv1.PolicyRule{
 		{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets", "daemonsets"}, Verbs: []string{"get"}},
 		{APIGroups: []string{"batch"}, Resources: []string{"jobs"}, Verbs: []string{"get"}},
+		{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{ConfigName}, Verbs: []string{"get"}},
 	}
 }
 

@@ -47,7 +47,7 @@ func TestRenderVizGolden(t *testing.T) {
 			golden(t, tc.golden, out)
 		})
 	}
-	golden(t, "viz-uninstall.yaml", UninstallViz("weft"))
+	golden(t, "viz-uninstall.yaml", UninstallViz())
 }
 
 // TestRenderVizObjects: the names the injector authorises for tap, a pod the
@@ -63,7 +63,7 @@ func TestRenderVizObjects(t *testing.T) {
 	for _, o := range objs {
 		kinds = append(kinds, o["kind"].(string))
 	}
-	if got := strings.Join(kinds, ","); got != "Namespace,ServiceAccount,ClusterRole,ClusterRoleBinding,ClusterRole,ClusterRoleBinding,RoleBinding,Role,RoleBinding,Secret,Service,Deployment,APIService" {
+	if got := strings.Join(kinds, ","); got != "Namespace,ServiceAccount,ClusterRole,ClusterRoleBinding,ClusterRole,ClusterRoleBinding,RoleBinding,Secret,Service,Deployment,APIService" {
 		t.Errorf("kinds in order = %s", got)
 	}
 	ns := find(t, objs, "Namespace", injector.VizNamespace)
@@ -130,7 +130,8 @@ func TestVizValuesValidate(t *testing.T) {
 
 // TestRenderVizTap: the APIService trusts the serving certificate's CA and
 // points at the Service's tap port; users get only watch on */tap; the
-// component reads only the front-proxy ConfigMap and weft-config.
+// component reads only the front-proxy ConfigMap and ConfigMaps named
+// weft-config.
 func TestRenderVizTap(t *testing.T) {
 	c := testVizCerts(t)
 	v := testVizValues()
@@ -160,9 +161,16 @@ func TestRenderVizTap(t *testing.T) {
 	if dig(t, reader, "roleRef", "name") != "extension-apiserver-authentication-reader" {
 		t.Errorf("kube-system RoleBinding = %v", reader)
 	}
-	cfg := findNS(t, objs, "Role", "mesh", VizName)
-	if r := dig(t, cfg, "rules").([]any)[0].(map[string]any); fmt.Sprint(r["resourceNames"]) != "[weft-config]" || fmt.Sprint(r["verbs"]) != "[get]" {
-		t.Errorf("control-plane Role = %v", r)
+	viz := find(t, objs, "ClusterRole", VizName)
+	cfgRule := false
+	for _, r := range dig(t, viz, "rules").([]any) {
+		r := r.(map[string]any)
+		if fmt.Sprint(r["resources"]) == "[configmaps]" {
+			cfgRule = fmt.Sprint(r["resourceNames"]) == "[weft-config]" && fmt.Sprint(r["verbs"]) == "[get]"
+		}
+	}
+	if !cfgRule {
+		t.Errorf("%s may not get weft-config (and nothing else among ConfigMaps): %v", VizName, dig(t, viz, "rules"))
 	}
 	dep := find(t, objs, "Deployment", VizName)
 	ann := dig(t, dep, "spec", "template", "metadata", "annotations").(map[string]any)

@@ -14,7 +14,7 @@ func vizCmd(g *globals) *cobra.Command {
 proxy's metrics, and reads it: stat, routes and edges answer at once from the
 window (see docs/viz.md). Without the extension, stat measures directly.`,
 	}
-	viz.AddCommand(vizInstallCmd(g), vizUninstallCmd(g), vizStatCmd(g), vizRoutesCmd(g), vizEdgesCmd(g), vizTapCmd(g), vizTopCmd(g))
+	viz.AddCommand(vizInstallCmd(g), vizUninstallCmd(), vizStatCmd(g), vizRoutesCmd(g), vizEdgesCmd(g), vizTapCmd(g), vizTopCmd(g))
 	return viz
 }
 
@@ -59,7 +59,7 @@ weft's identity service (in --weft-namespace) for its certificate.`,
 	return cmd
 }
 
-func vizUninstallCmd(g *globals) *cobra.Command {
+func vizUninstallCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "uninstall",
 		Short: "Print what to delete to remove the viz extension, for kubectl delete",
@@ -69,7 +69,7 @@ namespace itself as YAML stubs:
   weft viz uninstall | kubectl delete -f -`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, err := cmd.OutOrStdout().Write(manifests.UninstallViz(g.values.ControlPlaneNamespace))
+			_, err := cmd.OutOrStdout().Write(manifests.UninstallViz())
 			return err
 		},
 	}
