@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -18,6 +17,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	tapv1 "github.com/weftmesh/weft/api/tap/v1"
+	"github.com/weftmesh/weft/internal/workload"
+	"github.com/weftmesh/weft/viz/window"
 )
 
 // ProxyTapPort is where every proxy serves tap.
@@ -28,7 +29,7 @@ const ProxyTapPort = 4190
 type Event struct {
 	Namespace string `json:"namespace"`
 	Pod       string `json:"pod"`
-	// Workload owns Pod, as TYPE/NAME (deploy/web), pod/NAME without owner.
+	// Workload owns Pod, as TYPE/NAME (deploy/web), po/NAME without owner.
 	Workload string `json:"workload,omitempty"`
 	// SourceNamespace and SourceWorkload name the client pod of an
 	// inbound request, when its address is a pod's.
@@ -37,31 +38,11 @@ type Event struct {
 	Event           *tapv1.Event `json:"-"`
 }
 
-// WorkloadOf names the workload that owns p: a ReplicaSet's Deployment (by
-// the pod-template-hash suffix), a StatefulSet, DaemonSet or Job, else the
-// pod itself.
+// WorkloadOf names the workload that owns p as TYPE/NAME in the short
+// types of viz stat (deploy/web, sts/db, po/NAME without owner).
 func WorkloadOf(p *corev1.Pod) string {
-	for _, o := range p.OwnerReferences {
-		if o.Controller == nil || !*o.Controller {
-			continue
-		}
-		switch o.Kind {
-		case "ReplicaSet":
-			if h := p.Labels["pod-template-hash"]; h != "" {
-				if name, ok := strings.CutSuffix(o.Name, "-"+h); ok {
-					return "deploy/" + name
-				}
-			}
-			return "rs/" + o.Name
-		case "StatefulSet":
-			return "sts/" + o.Name
-		case "DaemonSet":
-			return "ds/" + o.Name
-		case "Job":
-			return "job/" + o.Name
-		}
-	}
-	return "pod/" + p.Name
+	kind, name := workload.Owner(p)
+	return window.ShortType(kind) + "/" + name
 }
 
 // Source opens a pod's event stream.

@@ -29,10 +29,10 @@ func (p Peer) Name() string {
 	return "-"
 }
 
-// workloadLabels map the proxy's destination labels to workload types, in
-// order of preference.
+// workloadLabels map the proxy's destination labels (discovery's owner
+// kind, lowercased) to viz stat's short types, in order of preference.
 var workloadLabels = []struct{ label, short string }{
-	{"deployment", "deploy"}, {"statefulset", "sts"}, {"daemonset", "ds"}, {"job", "job"}, {"pod", "pod"}, {"service", "svc"},
+	{"deployment", "deploy"}, {"statefulset", "sts"}, {"daemonset", "ds"}, {"job", "job"}, {"pod", "po"}, {"service", "svc"},
 }
 
 // Peers returns the source and destination of ev: the tapped pod is the
