@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	tea "github.com/charmbracelet/bubbletea"
+	tea "charm.land/bubbletea/v2"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
@@ -115,7 +115,7 @@ func (m *topModel) Init() tea.Cmd { return tickTop() }
 
 func (m *topModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
-	case tea.KeyMsg:
+	case tea.KeyPressMsg:
 		switch msg.String() {
 		case "q", "ctrl+c", "esc":
 			return m, tea.Quit
@@ -133,7 +133,14 @@ func (m *topModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	return m, nil
 }
 
-func (m *topModel) View() string {
+// View draws the table on the alternate screen (restored on exit).
+func (m *topModel) View() tea.View {
+	v := tea.NewView(m.render())
+	v.AltScreen = true
+	return v
+}
+
+func (m *topModel) render() string {
 	var b strings.Builder
 	state := fmt.Sprintf("%s — %s", m.title, time.Since(m.started).Round(time.Second))
 	if m.done {
@@ -156,7 +163,7 @@ func (m *topModel) View() string {
 // screen.
 func runTopUI(ctx context.Context, out *os.File, stream io.Reader, table *top.Table, cols top.Columns, title string) error {
 	m := &topModel{table: table, cols: cols, started: time.Now(), title: title}
-	p := tea.NewProgram(m, tea.WithContext(ctx), tea.WithOutput(out), tea.WithAltScreen())
+	p := tea.NewProgram(m, tea.WithContext(ctx), tea.WithOutput(out))
 	go func() {
 		err := feedTop(tap.NewDecoder(stream), table)
 		p.Send(topEnded{err: err})

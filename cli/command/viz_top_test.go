@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	tea "github.com/charmbracelet/bubbletea"
+	tea "charm.land/bubbletea/v2"
 
 	"github.com/weftmesh/weft/viz/top"
 )
@@ -19,19 +19,22 @@ func TestTopModel(t *testing.T) {
 		table.Add(ev)
 	}
 	m := &topModel{table: table, title: "weft viz top deployments/web -n demo", started: time.Now()}
-	for _, key := range []tea.KeyMsg{{Type: tea.KeyRunes, Runes: []rune("q")}, {Type: tea.KeyCtrlC}, {Type: tea.KeyEsc}} {
+	for _, key := range []tea.KeyPressMsg{{Code: 'q', Text: "q"}, {Code: 'c', Mod: tea.ModCtrl}, {Code: tea.KeyEscape}} {
 		if _, cmd := m.Update(key); cmd == nil || cmd() != tea.Quit() {
 			t.Errorf("%s does not quit", key)
 		}
 	}
-	if _, cmd := m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("x")}); cmd != nil {
+	if _, cmd := m.Update(tea.KeyPressMsg{Code: 'x', Text: "x"}); cmd != nil {
 		t.Errorf("x does something")
 	}
 	if _, cmd := m.Update(topTick(time.Now())); cmd == nil {
 		t.Errorf("a tick does not schedule the next refresh")
 	}
 	m.Update(tea.WindowSizeMsg{Width: 120, Height: 6})
-	view := m.View()
+	if v := m.View(); !v.AltScreen {
+		t.Errorf("the live view is not on the alternate screen")
+	}
+	view := m.render()
 	for _, want := range []string{"weft viz top deployments/web -n demo", "(q to quit)", "Source", "Success"} {
 		if !strings.Contains(view, want) {
 			t.Errorf("view lacks %q:\n%s", want, view)
@@ -43,7 +46,7 @@ func TestTopModel(t *testing.T) {
 	if _, cmd := m.Update(topEnded{err: errors.New("stream reset")}); cmd == nil || cmd() != tea.Quit() {
 		t.Errorf("the end of the tap does not leave the full screen")
 	}
-	if !strings.Contains(m.View(), "tap ended: stream reset") {
-		t.Errorf("view after the end:\n%s", m.View())
+	if !strings.Contains(m.render(), "tap ended: stream reset") {
+		t.Errorf("view after the end:\n%s", m.render())
 	}
 }
