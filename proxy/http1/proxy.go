@@ -153,6 +153,8 @@ type conn struct {
 	out int64
 }
 
+// Write counts what is written to the client (out, for tap.go): one
+// addition per write, tapped or not.
 func (c *conn) Write(b []byte) (int, error) {
 	n, err := c.Conn.Write(b)
 	c.out += int64(n)

@@ -3,6 +3,7 @@ package tap
 import (
 	"testing"
 	"time"
+	"unsafe"
 
 	tapv1 "github.com/weftmesh/weft/api/tap/v1"
 	"github.com/weftmesh/weft/proxy/pipeline"
@@ -70,11 +71,31 @@ func TestFilterMatches(t *testing.T) {
 			}
 		})
 	}
-	noPeer := req
-	noPeer.peer = nil
-	f, _ := compileFilter(&tapv1.Filter{ClientId: "x"})
-	if f.matches(&noPeer) {
-		t.Fatal("identity filter matched a request without peer")
+	// A request that failed routing has an empty peer: identity and label
+	// filters never match it, the others still do.
+	for _, tc := range []struct {
+		name   string
+		peer   *record.Peer
+		filter *tapv1.Filter
+		want   bool
+	}{
+		{"no peer, client id", nil, &tapv1.Filter{ClientId: "x"}, false},
+		{"empty peer, client id", &record.Peer{}, &tapv1.Filter{ClientId: "x"}, false},
+		{"empty peer, server id", &record.Peer{}, &tapv1.Filter{ServerId: webPeer.ServerID}, false},
+		{"empty peer, labels", &record.Peer{}, &tapv1.Filter{DestinationLabels: map[string]string{"deployment": "web"}}, false},
+		{"empty peer, path", &record.Peer{}, &tapv1.Filter{PathPrefix: "/api"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := req
+			r.peer = tc.peer
+			f, err := compileFilter(tc.filter)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := f.matches(&r); got != tc.want {
+				t.Fatalf("matches = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }
 
@@ -186,5 +207,30 @@ func TestLimitConcurrencyAndDrops(t *testing.T) {
 	b.Close()
 	if h.Active() {
 		t.Fatal("active after every tap closed")
+	}
+}
+
+// TestEventsOwnTheirStrings: an adapter's strings may alias its buffers
+// (HTTP/1 hands in views of fasthttp's); an event keeps copies, so reusing
+// the buffer after Begin and Response changes nothing already queued.
+func TestEventsOwnTheirStrings(t *testing.T) {
+	h := NewHub(Config{})
+	tp, err := h.Open(&tapv1.ObserveRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tp.Close()
+	buf := []byte("GET/booksAcceptapplication/jsonweb:80")
+	view := func(i, j int) string { return unsafe.String(&buf[i], j-i) }
+	x := begin(h, record.Outbound, view(0, 3), "http", view(31, 37), view(3, 9), headers{{view(9, 15), view(15, 31)}}, webPeer)
+	x.Response(200, headers{{view(9, 15), view(15, 31)}}, time.Millisecond)
+	for i := range buf {
+		buf[i] = 'X'
+	}
+	req, rsp := (<-tp.Events()).GetRequest(), (<-tp.Events()).GetResponse()
+	if req.GetMethod() != "GET" || req.GetPath() != "/books" || req.GetAuthority() != "web:80" ||
+		req.GetHeaders()[0].GetName() != "Accept" || req.GetHeaders()[0].GetValue() != "application/json" ||
+		rsp.GetHeaders()[0].GetValue() != "application/json" {
+		t.Fatalf("events changed with the adapter's buffer: %v / %v", req, rsp)
 	}
 }
