@@ -178,12 +178,12 @@ func vizObjects(v *VizValues, c *VizCerts) []object {
 				},
 			},
 		},
-		vizDeployment(v),
+		vizDeployment(v, c),
 	)
 	return append(objs, tapPost...)
 }
 
-func vizDeployment(v *VizValues) *appsv1.Deployment {
+func vizDeployment(v *VizValues, certs *VizCerts) *appsv1.Deployment {
 	podLabels := vizLabels()
 	c := corev1.Container{
 		Name: "viz", Image: v.ControllerImage + ":" + v.ControllerVersion, ImagePullPolicy: corev1.PullIfNotPresent,
@@ -227,6 +227,10 @@ func vizDeployment(v *VizValues) *appsv1.Deployment {
 					// redirect skips as well (see vizTapPorts).
 					annotations.SkipOutboundPorts: skipOut,
 					annotations.SkipInboundPorts:  skipIn,
+					// A new serving certificate (every install) rolls the
+					// pod, which reads it at start, with the APIService's
+					// new caBundle.
+					TapCertHashAnnotation: certs.hash(),
 				}},
 				Spec: spec,
 			},

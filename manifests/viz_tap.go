@@ -1,6 +1,8 @@
 package manifests
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
@@ -36,6 +38,15 @@ var TapResources = []string{"namespaces/tap", "pods/tap", "deployments/tap", "st
 // trusts it with (the APIService's caBundle).
 type VizCerts struct {
 	CAPEM, CertPEM, KeyPEM []byte
+}
+
+// TapCertHashAnnotation on the viz pod template is the SHA-256 of the
+// serving certificate.
+const TapCertHashAnnotation = "viz.weft.io/tap-tls-sha256"
+
+func (c *VizCerts) hash() string {
+	sum := sha256.Sum256(c.CertPEM)
+	return hex.EncodeToString(sum[:])
 }
 
 // NewVizCerts generates the tap API's serving certificate with gen's

@@ -174,7 +174,7 @@ func TestRenderVizTap(t *testing.T) {
 	}
 	dep := find(t, objs, "Deployment", VizName)
 	ann := dig(t, dep, "spec", "template", "metadata", "annotations").(map[string]any)
-	if ann[annotations.SkipOutboundPorts] != "4190,4191,8080" || ann[annotations.SkipInboundPorts] != "8089" {
+	if ann[annotations.SkipOutboundPorts] != "4190,4191,8080" || ann[annotations.SkipInboundPorts] != "8089" || len(fmt.Sprint(ann[TapCertHashAnnotation])) != 64 {
 		t.Errorf("pod annotations = %v", ann)
 	}
 	args := fmt.Sprint(dig(t, dep, "spec", "template", "spec", "containers").([]any)[0].(map[string]any)["args"])
