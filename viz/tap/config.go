@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -79,13 +80,9 @@ type IdentityConfig struct {
 // first certificate is issued the source's GetX509SVID says why not.
 func IdentityFromConfigMap(ic IdentityConfig) func(ctx context.Context) (*MTLSSource, error) {
 	return func(ctx context.Context) (*MTLSSource, error) {
-		cm, err := ic.Client.CoreV1().ConfigMaps(ic.ControlPlaneNamespace).Get(ctx, "weft-config", metav1.GetOptions{})
+		v, err := ic.values(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("read weft-config in %s (is weft installed there? pass weft viz install --weft-namespace): %w", ic.ControlPlaneNamespace, err)
-		}
-		var v injector.Values
-		if err := json.Unmarshal([]byte(cm.Data[injector.ValuesKey]), &v); err != nil {
-			return nil, fmt.Errorf("parse weft-config %q: %w", injector.ValuesKey, err)
+			return nil, err
 		}
 		td, err := spiffeid.TrustDomainFromString(v.TrustDomain)
 		if err != nil {
@@ -115,6 +112,47 @@ func IdentityFromConfigMap(ic IdentityConfig) func(ctx context.Context) (*MTLSSo
 			return nil, err
 		}
 		m.Start(ctx)
+		go ic.followAnchors(ctx, m, v.TrustAnchorsPEM)
 		return &MTLSSource{SVIDs: m, Bundle: m, TrustDomain: v.TrustDomain}, nil
+	}
+}
+
+func (ic IdentityConfig) values(ctx context.Context) (*injector.Values, error) {
+	cm, err := ic.Client.CoreV1().ConfigMaps(ic.ControlPlaneNamespace).Get(ctx, "weft-config", metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("read weft-config in %s (is weft installed there? pass weft viz install --weft-namespace): %w", ic.ControlPlaneNamespace, err)
+	}
+	var v injector.Values
+	if err := json.Unmarshal([]byte(cm.Data[injector.ValuesKey]), &v); err != nil {
+		return nil, fmt.Errorf("parse weft-config %q: %w", injector.ValuesKey, err)
+	}
+	return &v, nil
+}
+
+// AnchorsPoll is how often the trust anchors are re-read from weft-config.
+const AnchorsPoll = time.Minute
+
+// followAnchors gives m the anchors of weft-config whenever they change
+// (a rotation by weft upgrade), as every proxy's anchors follow theirs.
+func (ic IdentityConfig) followAnchors(ctx context.Context, m *identity.Manager, current string) {
+	t := time.NewTicker(AnchorsPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		v, err := ic.values(ctx)
+		if err != nil || v.TrustAnchorsPEM == current {
+			continue
+		}
+		if err := m.SetTrustAnchors([]byte(v.TrustAnchorsPEM)); err != nil {
+			if ic.Logger != nil {
+				ic.Logger.Warn("tap: new trust anchors in weft-config refused", "err", err)
+			}
+			continue
+		}
+		current = v.TrustAnchorsPEM
 	}
 }
