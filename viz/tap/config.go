@@ -71,6 +71,9 @@ type IdentityConfig struct {
 	// ServiceAddr of the identity service; "" means its Service,
 	// weft-identity.<ControlPlaneNamespace>.svc.<cluster domain>:8080.
 	ServiceAddr string
+	// AnchorsPoll is how often weft-config's trust anchors are re-read; 0
+	// means DefaultAnchorsPoll.
+	AnchorsPoll time.Duration
 	Logger      *slog.Logger
 }
 
@@ -129,13 +132,17 @@ func (ic IdentityConfig) values(ctx context.Context) (*injector.Values, error) {
 	return &v, nil
 }
 
-// AnchorsPoll is how often the trust anchors are re-read from weft-config.
-const AnchorsPoll = time.Minute
+// DefaultAnchorsPoll is how often the trust anchors are re-read.
+const DefaultAnchorsPoll = time.Minute
 
 // followAnchors gives m the anchors of weft-config whenever they change
 // (a rotation by weft upgrade), as every proxy's anchors follow theirs.
 func (ic IdentityConfig) followAnchors(ctx context.Context, m *identity.Manager, current string) {
-	t := time.NewTicker(AnchorsPoll)
+	every := ic.AnchorsPoll
+	if every <= 0 {
+		every = DefaultAnchorsPoll
+	}
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {

@@ -346,3 +346,40 @@ func fmtKind(e *tapv1.Event) string {
 type fixedSVID struct{ s *x509svid.SVID }
 
 func (f fixedSVID) GetX509SVID() (*x509svid.SVID, error) { return f.s, nil }
+
+// TestIdentityFollowsAnchors: a new anchor bundle in weft-config reaches
+// the component's trust bundle.
+func TestIdentityFollowsAnchors(t *testing.T) {
+	ca, next := identitytest.NewCA(t, ""), identitytest.NewCA(t, "")
+	values := func(pem []byte) map[string]string {
+		b, _ := json.Marshal(injector.Values{ControlPlaneNamespace: "weft", TrustDomain: "cluster.local", ClusterDomain: "cluster.local", TrustAnchorsPEM: string(pem)})
+		return map[string]string{"values": string(b)}
+	}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "weft", Name: "weft-config"}, Data: values(ca.AnchorPEM)}
+	cs := fake.NewClientset(cm)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	src, err := IdentityFromConfigMap(IdentityConfig{Client: cs, ControlPlaneNamespace: "weft", Namespace: "weft-viz", ServiceAccount: "weft-viz",
+		TokenFile: filepath.Join(t.TempDir(), "none"), ServiceAddr: "127.0.0.1:1", AnchorsPoll: 20 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if src.Ready() == nil {
+		t.Errorf("ready without a certificate")
+	}
+	cm.Data = values(next.AnchorPEM)
+	if _, err := cs.CoreV1().ConfigMaps("weft").Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	td := spiffeid.RequireTrustDomainFromString("cluster.local")
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		b, err := src.Bundle.GetX509BundleForTrustDomain(td)
+		if err == nil && b.HasX509Authority(next.Anchor.Cert) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the new anchors did not arrive: %v", err)
+		}
+	}
+}
