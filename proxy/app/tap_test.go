@@ -235,7 +235,7 @@ func checkExchange(t *testing.T, dir, clientID, serverID, path string, x *tapped
 	}
 	meshed := path != "/down" // the failing destination is not meshed
 	for _, ev := range x.evs {
-		if ev.GetDirection() != dir || ev.GetTls() != meshed || ev.GetSourceAddr() == "" || ev.GetTargetAddr() == "" ||
+		if ev.GetDirection() != dir || ev.GetTls() != meshed || !strings.HasPrefix(ev.GetSourceAddr(), "127.0.0.1:") || ev.GetTargetAddr() == "" ||
 			meshed && (clientID != "" && ev.GetClientId() != clientID || serverID != "" && ev.GetServerId() != serverID) {
 			t.Errorf("%s: event lacks peer facts: %v", path, ev)
 		}

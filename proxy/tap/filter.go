@@ -2,6 +2,7 @@ package tap
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 
 	tapv1 "github.com/weftmesh/weft/api/tap/v1"
@@ -12,6 +13,7 @@ import (
 type requestInfo struct {
 	dir                     record.Direction
 	method, authority, path string
+	source                  string // ip:port
 	peer                    *record.Peer
 }
 
@@ -22,6 +24,7 @@ type filter struct {
 	authority, pathPrefix, method string
 	clientID, serverID            string
 	labels                        []record.Label // names with the dst_ prefix
+	sources                       []netip.Addr
 }
 
 func compileFilter(f *tapv1.Filter) (filter, error) {
@@ -43,6 +46,13 @@ func compileFilter(f *tapv1.Filter) (filter, error) {
 	}
 	c.authority, c.pathPrefix, c.method = f.GetAuthority(), f.GetPathPrefix(), f.GetMethod()
 	c.clientID, c.serverID = f.GetClientId(), f.GetServerId()
+	for _, s := range f.GetSourceIps() {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return c, fmt.Errorf("tap filter: source ip %q: %w", s, err)
+		}
+		c.sources = append(c.sources, a.Unmap())
+	}
 	for k, v := range f.GetDestinationLabels() {
 		c.labels = append(c.labels, record.Label{Name: "dst_" + k, Value: v})
 	}
@@ -60,6 +70,9 @@ func (f *filter) matches(r *requestInfo) bool {
 		return false
 	}
 	if f.pathPrefix != "" && !strings.HasPrefix(r.path, f.pathPrefix) {
+		return false
+	}
+	if len(f.sources) > 0 && !f.fromSource(r.source) {
 		return false
 	}
 	if f.clientID == "" && f.serverID == "" && len(f.labels) == 0 {
@@ -83,6 +96,21 @@ func (f *filter) matches(r *requestInfo) bool {
 func hasLabel(ls []record.Label, want record.Label) bool {
 	for _, l := range ls {
 		if l == want {
+			return true
+		}
+	}
+	return false
+}
+
+// fromSource reports whether the ip:port source is one of the filter's IPs.
+func (f *filter) fromSource(source string) bool {
+	ap, err := netip.ParseAddrPort(source)
+	if err != nil {
+		return false
+	}
+	ip := ap.Addr().Unmap()
+	for _, a := range f.sources {
+		if a == ip {
 			return true
 		}
 	}

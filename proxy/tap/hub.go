@@ -112,7 +112,8 @@ func (h *Hub) begin(r *pipeline.TapRequest) *Exchange {
 		return nil
 	}
 	rec := r.Rec
-	req := requestInfo{dir: rec.Direction, method: rec.Method, authority: r.Authority, path: rec.Path, peer: &rec.Peer}
+	req := requestInfo{dir: rec.Direction, method: rec.Method, authority: r.Authority, path: rec.Path,
+		source: r.Source, peer: &rec.Peer}
 	var x *Exchange
 	for _, t := range *h.taps.Load() {
 		if !t.filter.matches(&req) || !t.admit() {

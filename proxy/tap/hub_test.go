@@ -38,7 +38,8 @@ var webPeer = &record.Peer{
 }
 
 func TestFilterMatches(t *testing.T) {
-	req := requestInfo{dir: record.Outbound, method: "GET", authority: "web.demo.svc.cluster.local:80", path: "/api/books/1", peer: webPeer}
+	req := requestInfo{dir: record.Outbound, method: "GET", authority: "web.demo.svc.cluster.local:80", path: "/api/books/1",
+		source: "198.18.0.9:40000", peer: webPeer}
 	for _, tc := range []struct {
 		name   string
 		filter *tapv1.Filter
@@ -59,6 +60,9 @@ func TestFilterMatches(t *testing.T) {
 		{"server id", &tapv1.Filter{ServerId: webPeer.ServerID}, true},
 		{"destination labels", &tapv1.Filter{DestinationLabels: map[string]string{"deployment": "web", "namespace": "demo"}}, true},
 		{"one label differs", &tapv1.Filter{DestinationLabels: map[string]string{"deployment": "web", "namespace": "prod"}}, false},
+		{"source ip", &tapv1.Filter{SourceIps: []string{"198.18.0.5", "198.18.0.9"}}, true},
+		{"other source ip", &tapv1.Filter{SourceIps: []string{"198.18.0.5"}}, false},
+		{"source ip, IPv4-mapped", &tapv1.Filter{SourceIps: []string{"::ffff:198.18.0.9"}}, true},
 		{"all fields", &tapv1.Filter{Direction: "outbound", Method: "GET", PathPrefix: "/api", ServerId: webPeer.ServerID}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -84,6 +88,7 @@ func TestFilterMatches(t *testing.T) {
 		{"empty peer, server id", &record.Peer{}, &tapv1.Filter{ServerId: webPeer.ServerID}, false},
 		{"empty peer, labels", &record.Peer{}, &tapv1.Filter{DestinationLabels: map[string]string{"deployment": "web"}}, false},
 		{"empty peer, path", &record.Peer{}, &tapv1.Filter{PathPrefix: "/api"}, true},
+		{"empty peer, source ip", &record.Peer{}, &tapv1.Filter{SourceIps: []string{"198.18.0.9"}}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := req
@@ -100,7 +105,7 @@ func TestFilterMatches(t *testing.T) {
 }
 
 func TestFilterRejectsBadInput(t *testing.T) {
-	for _, f := range []*tapv1.Filter{{Direction: "sideways"}, {PathPrefix: "api"}} {
+	for _, f := range []*tapv1.Filter{{Direction: "sideways"}, {PathPrefix: "api"}, {SourceIps: []string{"web-1"}}} {
 		if _, err := compileFilter(f); err == nil {
 			t.Errorf("compileFilter(%v) = nil error", f)
 		}

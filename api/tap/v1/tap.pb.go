@@ -107,8 +107,12 @@ type Filter struct {
 	// Every pair must be among the destination's labels (dst_* without the
 	// prefix, e.g. deployment=web, namespace=demo, pod=web-1).
 	DestinationLabels map[string]string `protobuf:"bytes,7,rep,name=destination_labels,json=destinationLabels,proto3" json:"destination_labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The client's IP must be one of these (the source pods' IPs: inbound
+	// the peer proxy's, outbound the local application's); empty matches
+	// every source.
+	SourceIps     []string `protobuf:"bytes,8,rep,name=source_ips,json=sourceIps,proto3" json:"source_ips,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Filter) Reset() {
@@ -186,6 +190,13 @@ func (x *Filter) GetServerId() string {
 func (x *Filter) GetDestinationLabels() map[string]string {
 	if x != nil {
 		return x.DestinationLabels
+	}
+	return nil
+}
+
+func (x *Filter) GetSourceIps() []string {
+	if x != nil {
+		return x.SourceIps
 	}
 	return nil
 }
@@ -695,7 +706,7 @@ const file_tap_v1_tap_proto_rawDesc = "" +
 	"\x0eObserveRequest\x12+\n" +
 	"\x06filter\x18\x01 \x01(\v2\x13.weft.tap.v1.FilterR\x06filter\x12\x14\n" +
 	"\x05limit\x18\x02 \x01(\rR\x05limit\x12\x17\n" +
-	"\amax_rps\x18\x03 \x01(\rR\x06maxRps\"\xd8\x02\n" +
+	"\amax_rps\x18\x03 \x01(\rR\x06maxRps\"\xf7\x02\n" +
 	"\x06Filter\x12\x1c\n" +
 	"\tdirection\x18\x01 \x01(\tR\tdirection\x12\x1c\n" +
 	"\tauthority\x18\x02 \x01(\tR\tauthority\x12\x1f\n" +
@@ -704,7 +715,9 @@ const file_tap_v1_tap_proto_rawDesc = "" +
 	"\x06method\x18\x04 \x01(\tR\x06method\x12\x1b\n" +
 	"\tclient_id\x18\x05 \x01(\tR\bclientId\x12\x1b\n" +
 	"\tserver_id\x18\x06 \x01(\tR\bserverId\x12Y\n" +
-	"\x12destination_labels\x18\a \x03(\v2*.weft.tap.v1.Filter.DestinationLabelsEntryR\x11destinationLabels\x1aD\n" +
+	"\x12destination_labels\x18\a \x03(\v2*.weft.tap.v1.Filter.DestinationLabelsEntryR\x11destinationLabels\x12\x1d\n" +
+	"\n" +
+	"source_ips\x18\b \x03(\tR\tsourceIps\x1aD\n" +
 	"\x16DestinationLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"2\n" +
