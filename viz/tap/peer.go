@@ -1,6 +1,7 @@
 package tap
 
 import (
+	"net"
 	"strings"
 
 	tapv1 "github.com/weftmesh/weft/api/tap/v1"
@@ -18,12 +19,17 @@ type Peer struct {
 	Identity string `json:"identity,omitempty"`
 }
 
-// Name is how tables show p: its workload, else its address, else "-".
+// Name is how tables show p: its workload, else its address's IP (the
+// port of a client differs per connection: the kubelet's probes would make
+// one row each), else "-".
 func (p Peer) Name() string {
 	switch {
 	case p.Workload != "":
 		return p.Workload
 	case p.Addr != "":
+		if host, _, err := net.SplitHostPort(p.Addr); err == nil {
+			return host
+		}
 		return p.Addr
 	}
 	return "-"

@@ -263,7 +263,11 @@ func TestPeers(t *testing.T) {
 		t.Errorf("outbound: %+v → %+v", src, dst)
 	}
 	plain := Event{Namespace: "demo", Pod: "web-1", Event: &tapv1.Event{Direction: "outbound", TargetAddr: "198.18.0.9:80"}}
-	if _, dst := Peers(plain); dst.Name() != "198.18.0.9:80" {
+	probe := Event{Namespace: "demo", Pod: "web-1", Event: &tapv1.Event{Direction: "inbound", SourceAddr: "198.18.0.1:53864"}}
+	if src, _ := Peers(probe); src.Name() != "198.18.0.1" {
+		t.Errorf("unmeshed client: %+v shows as %s, want its IP", src, src.Name())
+	}
+	if _, dst := Peers(plain); dst.Name() != "198.18.0.9" || dst.Addr != "198.18.0.9:80" {
 		t.Errorf("unmeshed destination: %+v", dst)
 	}
 }
