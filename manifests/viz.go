@@ -59,6 +59,10 @@ type VizValues struct {
 	// Prometheus (which must scrape the proxies, see
 	// `weft viz prometheus scrape-config`) instead of its own window.
 	PrometheusURL string `json:"prometheusURL,omitempty"`
+	// ControlPlaneNamespace is where weft is installed (--weft-namespace):
+	// tap reads its weft-config there and asks its identity service for the
+	// component's certificate.
+	ControlPlaneNamespace string `json:"controlPlaneNamespace"`
 }
 
 // DefaultVizValues are `weft viz install` without flags.
@@ -67,6 +71,7 @@ func DefaultVizValues() VizValues {
 		ControllerImage: "weft/controller", ControllerVersion: version.Version,
 		ScrapeInterval: 10 * time.Second, Window: time.Hour,
 		CPURequest: vizCPURequest, MemoryRequest: vizMemoryRequest, MemoryLimit: vizMemoryLimit,
+		ControlPlaneNamespace: injector.DefaultValues().ControlPlaneNamespace,
 	}
 }
 
@@ -75,6 +80,8 @@ func (v *VizValues) Validate() error {
 	switch {
 	case v.ControllerImage == "":
 		return fmt.Errorf("--controller-image is empty: give an image without tag, e.g. weft/controller")
+	case v.ControlPlaneNamespace == "":
+		return fmt.Errorf("--weft-namespace is empty: give the namespace weft is installed in, e.g. weft")
 	case v.ControllerVersion == "":
 		return fmt.Errorf("--controller-version is empty: give the image tag, e.g. %s", version.Version)
 	case v.ScrapeInterval < time.Second:
@@ -100,35 +107,36 @@ func (v *VizValues) Validate() error {
 }
 
 // RenderViz renders the viz extension as one YAML stream, in apply order:
-// namespace, ServiceAccount, RBAC, Service, Deployment. The namespace is
-// annotated for injection, so the weft webhook meshes the viz pod like any
-// workload (a control plane must be installed first).
-func RenderViz(v VizValues) ([]byte, error) {
+// namespace, ServiceAccount, RBAC, the tap API's Secret, Service,
+// Deployment, APIService. The namespace is annotated for injection, so the
+// weft webhook meshes the viz pod like any workload (a control plane must be
+// installed first). c is the tap API's serving certificate (NewVizCerts).
+func RenderViz(v VizValues, c *VizCerts) ([]byte, error) {
 	if err := v.Validate(); err != nil {
 		return nil, err
 	}
-	return marshalAll(vizObjects(&v))
+	return marshalAll(vizObjects(&v, c))
 }
 
 // UninstallViz lists, as YAML stubs for `kubectl delete -f -`, the viz
-// extension's cluster-scoped RBAC and its namespace (with everything in it).
+// extension's APIService, its cluster-scoped RBAC, its RoleBinding in
+// kube-system and its namespace (with everything in it).
 func UninstallViz() []byte {
-	return []byte(fmt.Sprintf(`---
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata:
-  name: %[1]s
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata:
-  name: %[1]s
----
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: %[2]s
-`, VizName, VizNamespace))
+	stub := func(apiVersion, kind, ns, name string) string {
+		s := "---\napiVersion: " + apiVersion + "\nkind: " + kind + "\nmetadata:\n  name: " + name + "\n"
+		if ns != "" {
+			s += "  namespace: " + ns + "\n"
+		}
+		return s
+	}
+	const rbac = "rbac.authorization.k8s.io/v1"
+	return []byte(stub("apiregistration.k8s.io/v1", "APIService", "", TapVersion+"."+TapGroup) +
+		stub(rbac, "ClusterRoleBinding", "", VizName) +
+		stub(rbac, "ClusterRole", "", VizName) +
+		stub(rbac, "ClusterRoleBinding", "", VizName+"-auth-delegator") +
+		stub(rbac, "ClusterRole", "", TapClusterRole) +
+		stub(rbac, "RoleBinding", "kube-system", VizName+"-auth-reader") +
+		stub("v1", "Namespace", "", VizNamespace))
 }
 
 func vizLabels() map[string]string {
@@ -143,9 +151,10 @@ func vizMeta(name string) metav1.ObjectMeta {
 	return metav1.ObjectMeta{Name: name, Namespace: VizNamespace, Labels: vizLabels()}
 }
 
-func vizObjects(v *VizValues) []object {
+func vizObjects(v *VizValues, c *VizCerts) []object {
 	rbacMeta := metav1.ObjectMeta{Name: VizName, Labels: vizLabels()}
-	return []object{
+	tapPre, tapPost := vizTapObjects(v, c)
+	objs := []object{
 		&corev1.Namespace{
 			TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
 			ObjectMeta: metav1.ObjectMeta{Name: VizNamespace, Labels: vizLabels(),
@@ -157,7 +166,7 @@ func vizObjects(v *VizValues) []object {
 		// addresses to names: read-only, nothing else.
 		&rbacv1.ClusterRole{
 			TypeMeta: metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRole"}, ObjectMeta: rbacMeta,
-			Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods", "services"}, Verbs: read}},
+			Rules: append([]rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods", "services"}, Verbs: read}}, vizTapRules()...),
 		},
 		&rbacv1.ClusterRoleBinding{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRoleBinding"},
@@ -165,19 +174,26 @@ func vizObjects(v *VizValues) []object {
 			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: VizName},
 			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: VizName, Namespace: VizNamespace}},
 		},
+	}
+	objs = append(objs, tapPre...)
+	objs = append(objs,
 		&corev1.Service{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
 			ObjectMeta: vizMeta(VizName),
 			Spec: corev1.ServiceSpec{
 				Type: corev1.ServiceTypeClusterIP, Selector: vizSelector(),
-				Ports: []corev1.ServicePort{{Name: "http", Port: vizAPIPort, TargetPort: intstr.FromString("http"), Protocol: corev1.ProtocolTCP}},
+				Ports: []corev1.ServicePort{
+					{Name: "http", Port: vizAPIPort, TargetPort: intstr.FromString("http"), Protocol: corev1.ProtocolTCP},
+					{Name: "tap", Port: vizTapSvcPort, TargetPort: intstr.FromString("tap"), Protocol: corev1.ProtocolTCP},
+				},
 			},
 		},
-		vizDeployment(v),
-	}
+		vizDeployment(v, c),
+	)
+	return append(objs, tapPost...)
 }
 
-func vizDeployment(v *VizValues) *appsv1.Deployment {
+func vizDeployment(v *VizValues, certs *VizCerts) *appsv1.Deployment {
 	podLabels := vizLabels()
 	c := corev1.Container{
 		Name: "viz", Image: v.ControllerImage + ":" + v.ControllerVersion, ImagePullPolicy: corev1.PullIfNotPresent,
@@ -203,6 +219,13 @@ func vizDeployment(v *VizValues) *appsv1.Deployment {
 	if v.PrometheusURL != "" {
 		c.Args = append(c.Args, "--prometheus-url="+v.PrometheusURL)
 	}
+	spec := corev1.PodSpec{
+		ServiceAccountName: VizName, AutomountServiceAccountToken: ptr(true),
+		NodeSelector: map[string]string{"kubernetes.io/os": "linux"},
+	}
+	vizTapPod(v, &spec, &c)
+	spec.Containers = []corev1.Container{c}
+	skipIn, skipOut := vizTapPorts()
 	return &appsv1.Deployment{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
 		ObjectMeta: vizMeta(VizName),
@@ -212,15 +235,17 @@ func vizDeployment(v *VizValues) *appsv1.Deployment {
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: podLabels, Annotations: map[string]string{
 					annotations.Inject: annotations.Enabled,
-					// Scrapes go straight to each proxy's admin port, which
-					// every proxy's inbound redirect skips as well.
-					annotations.SkipOutboundPorts: strconv.Itoa(proxyAdminPort),
+					// Scrapes go straight to each proxy's admin port and
+					// taps to its tap port, which every proxy's inbound
+					// redirect skips as well (see vizTapPorts).
+					annotations.SkipOutboundPorts: skipOut,
+					annotations.SkipInboundPorts:  skipIn,
+					// A new serving certificate (every install) rolls the
+					// pod, which reads it at start, with the APIService's
+					// new caBundle.
+					TapCertHashAnnotation: certs.hash(),
 				}},
-				Spec: corev1.PodSpec{
-					ServiceAccountName: VizName, AutomountServiceAccountToken: ptr(true),
-					NodeSelector: map[string]string{"kubernetes.io/os": "linux"},
-					Containers:   []corev1.Container{c},
-				},
+				Spec: spec,
 			},
 		},
 	}

@@ -1,6 +1,7 @@
 package manifests
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -15,12 +16,22 @@ func testVizValues() VizValues {
 	return v
 }
 
+func testVizCerts(t *testing.T) *VizCerts {
+	t.Helper()
+	c, err := NewVizCerts(fixedGenerator{t})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 func TestRenderVizGolden(t *testing.T) {
 	custom := testVizValues()
 	custom.ControllerImage = "registry.example/weft/controller"
 	custom.ScrapeInterval = 5 * time.Second
 	custom.Window = 30 * time.Minute
 	custom.MemoryLimit = "1Gi"
+	custom.ControlPlaneNamespace = "mesh"
 	for _, tc := range []struct {
 		golden string
 		v      VizValues
@@ -34,7 +45,7 @@ func TestRenderVizGolden(t *testing.T) {
 		}()},
 	} {
 		t.Run(tc.golden, func(t *testing.T) {
-			out, err := RenderViz(tc.v)
+			out, err := RenderViz(tc.v, testVizCerts(t))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -48,7 +59,7 @@ func TestRenderVizGolden(t *testing.T) {
 // webhook meshes (no control-plane component label, which its object
 // selector excludes), read-only RBAC.
 func TestRenderVizObjects(t *testing.T) {
-	out, err := RenderViz(testVizValues())
+	out, err := RenderViz(testVizValues(), testVizCerts(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +68,7 @@ func TestRenderVizObjects(t *testing.T) {
 	for _, o := range objs {
 		kinds = append(kinds, o["kind"].(string))
 	}
-	if got := strings.Join(kinds, ","); got != "Namespace,ServiceAccount,ClusterRole,ClusterRoleBinding,Service,Deployment" {
+	if got := strings.Join(kinds, ","); got != "Namespace,ServiceAccount,ClusterRole,ClusterRoleBinding,ClusterRole,ClusterRoleBinding,RoleBinding,Secret,Service,Deployment,APIService" {
 		t.Errorf("kinds in order = %s", got)
 	}
 	ns := find(t, objs, "Namespace", injector.VizNamespace)
@@ -105,6 +116,7 @@ func TestVizValuesValidate(t *testing.T) {
 		{"fast scrape", func(v *VizValues) { v.ScrapeInterval = 500 * time.Millisecond }, "--scrape-interval 500ms is below 1s"},
 		{"short window", func(v *VizValues) { v.Window = 5 * time.Second }, "--window 5s is shorter than --scrape-interval 10s"},
 		{"huge window", func(v *VizValues) { v.ScrapeInterval, v.Window = time.Second, 1000*time.Hour }, "more than 100000 scrape intervals"},
+		{"no weft namespace", func(v *VizValues) { v.ControlPlaneNamespace = "" }, "--weft-namespace is empty"},
 		{"bad memory", func(v *VizValues) { v.MemoryLimit = "lots" }, `--memory-limit "lots" is not a Kubernetes quantity`},
 		{"prometheus", func(v *VizValues) { v.PrometheusURL = "https://prom.example:9090/prefix/" }, ""},
 		{"prometheus without scheme", func(v *VizValues) { v.PrometheusURL = "prometheus:9090" }, "--prometheus-url: prometheus url \"prometheus:9090\": want http:// or https://"},
@@ -115,7 +127,7 @@ func TestVizValuesValidate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			v := testVizValues()
 			tc.edit(&v)
-			_, err := RenderViz(v)
+			_, err := RenderViz(v, testVizCerts(t))
 			switch {
 			case tc.want == "" && err != nil:
 				t.Fatalf("unexpected error: %v", err)
@@ -124,4 +136,73 @@ func TestVizValuesValidate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRenderVizTap: the APIService trusts the serving certificate's CA and
+// points at the Service's tap port; users get only watch on */tap; the
+// component reads only the front-proxy ConfigMap and ConfigMaps named
+// weft-config.
+func TestRenderVizTap(t *testing.T) {
+	c := testVizCerts(t)
+	v := testVizValues()
+	v.ControlPlaneNamespace = "mesh"
+	out, err := RenderViz(v, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := docs(t, out)
+	apisvc := find(t, objs, "APIService", "v1alpha1.tap.weft.io")
+	if dig(t, apisvc, "spec", "service", "name") != VizName || dig(t, apisvc, "spec", "service", "port") != float64(443) {
+		t.Errorf("APIService service = %v", dig(t, apisvc, "spec", "service"))
+	}
+	if dig(t, apisvc, "spec", "caBundle") == "" {
+		t.Errorf("APIService has no caBundle")
+	}
+	secret := find(t, objs, "Secret", VizTapTLSName)
+	if dig(t, secret, "stringData", "tls.crt") != string(c.CertPEM) {
+		t.Errorf("tap Secret does not hold the serving certificate")
+	}
+	role := find(t, objs, "ClusterRole", TapClusterRole)
+	rules := dig(t, role, "rules").([]any)
+	if len(rules) != 1 || fmt.Sprint(rules[0].(map[string]any)["verbs"]) != "[watch]" || fmt.Sprint(rules[0].(map[string]any)["apiGroups"]) != "[tap.weft.io]" {
+		t.Errorf("%s rules = %v, want only watch in tap.weft.io", TapClusterRole, rules)
+	}
+	reader := findNS(t, objs, "RoleBinding", "kube-system", VizName+"-auth-reader")
+	if dig(t, reader, "roleRef", "name") != "extension-apiserver-authentication-reader" {
+		t.Errorf("kube-system RoleBinding = %v", reader)
+	}
+	viz := find(t, objs, "ClusterRole", VizName)
+	cfgRule := false
+	for _, r := range dig(t, viz, "rules").([]any) {
+		r := r.(map[string]any)
+		if fmt.Sprint(r["resources"]) == "[configmaps]" {
+			cfgRule = fmt.Sprint(r["resourceNames"]) == "[weft-config]" && fmt.Sprint(r["verbs"]) == "[get]"
+		}
+	}
+	if !cfgRule {
+		t.Errorf("%s may not get weft-config (and nothing else among ConfigMaps): %v", VizName, dig(t, viz, "rules"))
+	}
+	dep := find(t, objs, "Deployment", VizName)
+	ann := dig(t, dep, "spec", "template", "metadata", "annotations").(map[string]any)
+	if ann[annotations.SkipOutboundPorts] != "4190,4191,8080" || ann[annotations.SkipInboundPorts] != "8089" || len(fmt.Sprint(ann[TapCertHashAnnotation])) != 64 {
+		t.Errorf("pod annotations = %v", ann)
+	}
+	args := fmt.Sprint(dig(t, dep, "spec", "template", "spec", "containers").([]any)[0].(map[string]any)["args"])
+	for _, want := range []string{"--tap-addr=:8089", "--weft-namespace=mesh", "--identity-token-file="} {
+		if !strings.Contains(args, want) {
+			t.Errorf("viz args %s lack %s", args, want)
+		}
+	}
+}
+
+func findNS(t *testing.T, objs []map[string]any, kind, ns, name string) map[string]any {
+	t.Helper()
+	for _, o := range objs {
+		m := o["metadata"].(map[string]any)
+		if o["kind"] == kind && m["name"] == name && m["namespace"] == ns {
+			return o
+		}
+	}
+	t.Fatalf("no %s %s/%s", kind, ns, name)
+	return nil
 }

@@ -14,25 +14,33 @@ func vizCmd(g *globals) *cobra.Command {
 proxy's metrics, and reads it: stat, routes and edges answer at once from the
 window (see docs/viz.md). Without the extension, stat measures directly.`,
 	}
-	viz.AddCommand(vizInstallCmd(), vizUninstallCmd(), vizStatCmd(g), vizRoutesCmd(g), vizEdgesCmd(g), vizPrometheusCmd(g), vizDashboardCmd(g))
+	viz.AddCommand(vizInstallCmd(g), vizUninstallCmd(), vizStatCmd(g), vizRoutesCmd(g), vizEdgesCmd(g), vizTapCmd(g), vizTopCmd(g), vizPrometheusCmd(g), vizDashboardCmd(g))
 	return viz
 }
 
-func vizInstallCmd() *cobra.Command {
+func vizInstallCmd(g *globals) *cobra.Command {
 	v := manifests.DefaultVizValues()
 	cmd := &cobra.Command{
 		Use:   "install",
 		Short: "Print the viz extension as YAML for kubectl apply",
 		Long: `Print the viz extension's manifests (namespace ` + manifests.VizNamespace + `, one meshed Deployment
-running weft-controller viz, read-only RBAC on pods and services, and the
-Service weft viz commands reach through the API server's service proxy):
+running weft-controller viz, read-only RBAC on pods and workloads, the
+Service weft viz commands reach through the API server's service proxy, and
+the tap API: APIService v1alpha1.tap.weft.io with a freshly generated serving
+certificate, and the ClusterRole weft-viz-tap that users are bound to):
 
   weft viz install | kubectl apply -f -
 
-Install weft first: the viz pod is meshed by weft's injector.`,
+Install weft first: the viz pod is meshed by weft's injector, and tap asks
+weft's identity service (in --weft-namespace) for its certificate.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			out, err := manifests.RenderViz(v)
+			v.ControlPlaneNamespace = g.values.ControlPlaneNamespace
+			certs, err := manifests.NewVizCerts(g.cfg.Generator)
+			if err != nil {
+				return err
+			}
+			out, err := manifests.RenderViz(v, certs)
 			if err != nil {
 				return err
 			}
@@ -56,7 +64,8 @@ func vizUninstallCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "uninstall",
 		Short: "Print what to delete to remove the viz extension, for kubectl delete",
-		Long: `Print the viz extension's cluster-wide RBAC and its namespace as YAML stubs:
+		Long: `Print the viz extension's APIService, its RBAC outside its namespace and the
+namespace itself as YAML stubs:
 
   weft viz uninstall | kubectl delete -f -`,
 		Args: cobra.NoArgs,

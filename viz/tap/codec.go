@@ -15,6 +15,9 @@ import (
 type wire struct {
 	Namespace string          `json:"namespace"`
 	Pod       string          `json:"pod"`
+	Workload  string          `json:"workload,omitempty"`
+	SrcNS     string          `json:"sourceNamespace,omitempty"`
+	SrcWL     string          `json:"sourceWorkload,omitempty"`
 	Event     json.RawMessage `json:"event"`
 }
 
@@ -24,7 +27,7 @@ func WriteEvent(w io.Writer, ev Event) error {
 	if err != nil {
 		return fmt.Errorf("encode tap event: %w", err)
 	}
-	line, err := json.Marshal(wire{Namespace: ev.Namespace, Pod: ev.Pod, Event: b})
+	line, err := json.Marshal(wire{Namespace: ev.Namespace, Pod: ev.Pod, Workload: ev.Workload, SrcNS: ev.SourceNamespace, SrcWL: ev.SourceWorkload, Event: b})
 	if err != nil {
 		return fmt.Errorf("encode tap event: %w", err)
 	}
@@ -72,5 +75,5 @@ func DecodeLine(line []byte) (Event, error) {
 			return Event{}, fmt.Errorf("tap event line: %w", err)
 		}
 	}
-	return Event{Namespace: w.Namespace, Pod: w.Pod, Event: ev}, nil
+	return Event{Namespace: w.Namespace, Pod: w.Pod, Workload: w.Workload, SourceNamespace: w.SrcNS, SourceWorkload: w.SrcWL, Event: ev}, nil
 }

@@ -17,6 +17,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	tapv1 "github.com/weftmesh/weft/api/tap/v1"
+	"github.com/weftmesh/weft/internal/workload"
+	"github.com/weftmesh/weft/viz/window"
 )
 
 // ProxyTapPort is where every proxy serves tap.
@@ -25,9 +27,22 @@ const ProxyTapPort = 4190
 // Event is one proxy event with the pod it came from: what the API streams,
 // one JSON object per line.
 type Event struct {
-	Namespace string       `json:"namespace"`
-	Pod       string       `json:"pod"`
-	Event     *tapv1.Event `json:"-"`
+	Namespace string `json:"namespace"`
+	Pod       string `json:"pod"`
+	// Workload owns Pod, as TYPE/NAME (deploy/web), po/NAME without owner.
+	Workload string `json:"workload,omitempty"`
+	// SourceNamespace and SourceWorkload name the client pod of an
+	// inbound request, when its address is a pod's.
+	SourceNamespace string       `json:"sourceNamespace,omitempty"`
+	SourceWorkload  string       `json:"sourceWorkload,omitempty"`
+	Event           *tapv1.Event `json:"-"`
+}
+
+// WorkloadOf names the workload that owns p as TYPE/NAME in the short
+// types of viz stat (deploy/web, sts/db, po/NAME without owner).
+func WorkloadOf(p *corev1.Pod) string {
+	kind, name := workload.Owner(p)
+	return window.ShortType(kind) + "/" + name
 }
 
 // Source opens a pod's event stream.
@@ -41,6 +56,14 @@ type MTLSSource struct {
 	SVIDs       x509svid.Source
 	Bundle      x509bundle.Source
 	TrustDomain string
+	// Port of the proxies' tap server; 0 means ProxyTapPort.
+	Port int
+}
+
+// Ready reports why the component's own certificate is not usable yet.
+func (s *MTLSSource) Ready() error {
+	_, err := s.SVIDs.GetX509SVID()
+	return err
 }
 
 // Observe implements Source.
@@ -54,7 +77,11 @@ func (s *MTLSSource) Observe(ctx context.Context, pod *corev1.Pod, req *tapv1.Ob
 		return nil, fmt.Errorf("identity of pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
 	tc := tlsconfig.MTLSClientConfig(s.SVIDs, s.Bundle, tlsconfig.AuthorizeID(want))
-	addr := net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(ProxyTapPort))
+	port := s.Port
+	if port == 0 {
+		port = ProxyTapPort
+	}
+	addr := net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(port))
 	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
 	if err != nil {
 		return nil, fmt.Errorf("tap %s/%s at %s: %w", pod.Namespace, pod.Name, addr, err)
@@ -83,6 +110,8 @@ type Merger struct {
 	// OnError reports a pod whose stream failed (it is retried on the next
 	// poll); nil ignores.
 	OnError func(pod string, err error)
+	// Enrich, when set, completes each admitted event before it is emitted.
+	Enrich func(ctx context.Context, ev *Event)
 }
 
 // Run taps until ctx ends or limit requests were seen (0: no limit), calling
@@ -116,12 +145,13 @@ func (m *Merger) Run(ctx context.Context, req *tapv1.ObserveRequest, limit int, 
 		go func() {
 			defer wg.Done()
 			defer func() { mu.Lock(); delete(running, key); mu.Unlock() }()
+			workload := WorkloadOf(&p)
 			recv, err := m.Source.Observe(ctx, &p, req)
 			for err == nil {
 				var ev *tapv1.Event
 				if ev, err = recv(); err == nil {
 					select {
-					case events <- Event{Namespace: p.Namespace, Pod: p.Name, Event: ev}:
+					case events <- Event{Namespace: p.Namespace, Pod: p.Name, Workload: workload, Event: ev}:
 					case <-ctx.Done():
 						return
 					}
@@ -153,6 +183,9 @@ func (m *Merger) Run(ctx context.Context, req *tapv1.ObserveRequest, limit int, 
 			_ = poll() // a failed poll keeps the current streams
 		case ev := <-events:
 			keep, done := lim.admit(ev)
+			if keep && m.Enrich != nil {
+				m.Enrich(ctx, &ev)
+			}
 			if keep {
 				if err := emit(ev); err != nil {
 					return err

@@ -193,3 +193,81 @@ func TestParseTarget(t *testing.T) {
 		}
 	}
 }
+
+func TestParsePath(t *testing.T) {
+	for _, tc := range []struct {
+		path string
+		want Target
+		ok   bool
+	}{
+		{"/apis/tap.weft.io/v1alpha1/watch/namespaces/demo/deployments/web/tap", Target{"demo", "deployments", "web"}, true},
+		{"/apis/tap.weft.io/v1alpha1/watch/namespaces/demo/namespaces/demo/tap", Target{"demo", "namespaces", "demo"}, true},
+		{"/apis/tap.weft.io/v1alpha1/watch/namespaces/demo/namespaces/prod/tap", Target{}, false},
+		{"/apis/tap.weft.io/v1alpha1/namespaces/demo/deployments/web/tap", Target{}, false},
+		{"/apis/tap.weft.io/v1alpha1/watch/namespaces/demo/cronjobs/web/tap", Target{}, false},
+		{"/apis/tap.weft.io/v1alpha1/watch/namespaces/demo/deployments/web/exec", Target{}, false},
+	} {
+		got, ok := ParsePath(tc.path)
+		if ok != tc.ok || got != tc.want {
+			t.Errorf("ParsePath(%s) = %+v %v", tc.path, got, ok)
+		}
+		if ok && Path(got) != tc.path {
+			t.Errorf("Path(%+v) = %s", got, Path(got))
+		}
+	}
+}
+
+func TestParseRequestHeader(t *testing.T) {
+	ca := `-----BEGIN CERTIFICATE-----
+MIIBeTCCASCgAwIBAgIRAP43niPd6F/cFKEjFAM20ckwCgYIKoZIzj0EAwIwGjEY
+MBYGA1UEAxMPd2ViaG9vay53ZWZ0LmlvMCAXDTI2MTEyMjAwMjQwNloYDzIwNjYx
+MTEyMDAyNDI2WjAaMRgwFgYDVQQDEw93ZWJob29rLndlZnQuaW8wWTATBgcqhkjO
+PQIBBggqhkjOPQMBBwNCAAQRxY6OauH5GZ+5dZ4gdha6k62u2V8L4qvv8sOpGLx5
+J1/mwUxit2OvlvnqEAgTjylddebh35gBcvAsVrpL0kbPo0UwQzAOBgNVHQ8BAf8E
+BAMCAQYwEgYDVR0TAQH/BAgwBgEB/wIBATAdBgNVHQ4EFgQUesp68kpKuRE+fKoJ
+vyQgKP7D/wcwCgYIKoZIzj0EAwIDRwAwRAIgSg7P1RsQh2qM59mdofxmuav2x30Z
+BKjZYsVoCL0tYQ0CIHG0aSLS7LPKsSGjcVoSdobA2X04pCeRiy9PA2bQTzvq
+-----END CERTIFICATE-----
+`
+	for _, tc := range []struct {
+		name string
+		data map[string]string
+		want string
+	}{
+		{"ok", map[string]string{"requestheader-client-ca-file": ca, "requestheader-allowed-names": `["front-proxy-client"]`}, ""},
+		{"no CA", map[string]string{}, "--requestheader-client-ca-file"},
+		{"not PEM", map[string]string{"requestheader-client-ca-file": "junk"}, "no PEM certificate"},
+		{"bad names", map[string]string{"requestheader-client-ca-file": ca, "requestheader-allowed-names": `front-proxy-client`}, "requestheader-allowed-names"},
+	} {
+		rh, err := ParseRequestHeader(tc.data)
+		switch {
+		case tc.want == "" && (err != nil || rh.AllowedNames[0] != "front-proxy-client"):
+			t.Errorf("%s: %+v %v", tc.name, rh, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: error %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+func TestPeers(t *testing.T) {
+	in := Event{Namespace: "demo", Pod: "web-1", Workload: "deploy/web", Event: &tapv1.Event{Direction: "inbound",
+		ClientId: "spiffe://cluster.local/ns/load/sa/traffic", ServerId: "spiffe://cluster.local/ns/demo/sa/web"}}
+	src, dst := Peers(in)
+	if src.Name() != "sa/traffic" || src.Namespace != "load" || dst.Name() != "deploy/web" || dst.Pod != "web-1" {
+		t.Errorf("inbound: %+v → %+v", src, dst)
+	}
+	out := Event{Namespace: "demo", Pod: "web-1", Workload: "deploy/web", Event: &tapv1.Event{Direction: "outbound", TargetAddr: "198.18.0.9:7000",
+		DestinationLabels: map[string]string{"statefulset": "db", "namespace": "data"}}}
+	src, dst = Peers(out)
+	if src.Name() != "deploy/web" || dst.Name() != "sts/db" || dst.Namespace != "data" || dst.Addr != "198.18.0.9:7000" {
+		t.Errorf("outbound: %+v → %+v", src, dst)
+	}
+	plain := Event{Namespace: "demo", Pod: "web-1", Event: &tapv1.Event{Direction: "outbound", TargetAddr: "198.18.0.9:80"}}
+	probe := Event{Namespace: "demo", Pod: "web-1", Event: &tapv1.Event{Direction: "inbound", SourceAddr: "198.18.0.1:53864"}}
+	if src, _ := Peers(probe); src.Name() != "198.18.0.1" {
+		t.Errorf("unmeshed client: %+v shows as %s, want its IP", src, src.Name())
+	}
+	if _, dst := Peers(plain); dst.Name() != "198.18.0.9" || dst.Addr != "198.18.0.9:80" {
+		t.Errorf("unmeshed destination: %+v", dst)
+	}
+}

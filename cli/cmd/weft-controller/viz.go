@@ -1,26 +1,32 @@
 package main
 
 import (
+	"context"
 	"log/slog"
 	"os"
 
 	"github.com/spf13/cobra"
 
+	"github.com/weftmesh/weft/injector"
 	"github.com/weftmesh/weft/internal/kubeclient"
 	"github.com/weftmesh/weft/viz/metricsapi"
 	"github.com/weftmesh/weft/viz/promsource"
+	"github.com/weftmesh/weft/viz/tap"
 )
 
 func vizCmd() *cobra.Command {
 	var (
-		cfg  metricsapi.Config
-		kube kubeclient.Options
+		cfg    metricsapi.Config
+		tapCfg tap.Config
+		ident  = tap.IdentityConfig{Namespace: injector.VizNamespace, ServiceAccount: injector.VizServiceAccount}
+		kube   kubeclient.Options
 	)
 	cmd := &cobra.Command{
 		Use:   "viz",
-		Short: "Scrape meshed proxies into the metrics window and serve the viz query API",
+		Short: "Scrape meshed proxies into the metrics window, serve the viz query API and the tap API",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+			log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+			cfg.Logger = log
 			client, err := kubeclient.Clientset(kube)
 			if err != nil {
 				return err
@@ -30,7 +36,17 @@ func vizCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return srv.Run(cmd.Context())
+			if tapCfg.ListenAddr == "" {
+				return srv.Run(cmd.Context())
+			}
+			ident.Client, ident.Logger = client, log
+			tapCfg.Client, tapCfg.Logger = client, log
+			tapCfg.Identity = tap.IdentityFromConfigMap(ident)
+			tapSrv, err := tap.New(tapCfg)
+			if err != nil {
+				return err
+			}
+			return runBoth(cmd.Context(), srv.Run, tapSrv.Run)
 		},
 	}
 	f := cmd.Flags()
@@ -43,5 +59,27 @@ func vizCmd() *cobra.Command {
 	f.IntVar(&cfg.Concurrency, "scrape-concurrency", 32, "proxies scraped at once")
 	f.StringVar(&cfg.PrometheusURL, "prometheus-url", "", "answer queries from this Prometheus (PromQL) instead of the window; proxies are then not scraped")
 	f.StringVar(&cfg.PrometheusSelector, "prometheus-selector", promsource.DefaultSelector, "label matchers selecting the proxies' series in Prometheus")
+	f.StringVar(&tapCfg.ListenAddr, "tap-addr", "", "tap API listen address (HTTPS, called by the Kubernetes API server); empty disables tap")
+	f.StringVar(&tapCfg.CertFile, "tap-tls-cert-file", "", "tap API serving certificate (PEM)")
+	f.StringVar(&tapCfg.KeyFile, "tap-tls-key-file", "", "tap API serving key (PEM)")
+	f.StringVar(&ident.ControlPlaneNamespace, "weft-namespace", "weft", "namespace of the weft control plane (its weft-config and identity service)")
+	f.StringVar(&ident.TokenFile, "identity-token-file", "", "projected ServiceAccount token (audience identity.weft.io) tap proves its identity with")
 	return cmd
+}
+
+// runBoth runs a and b until ctx ends or one fails; the first error stops
+// the other.
+func runBoth(ctx context.Context, a, b func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, 2)
+	for _, run := range []func(context.Context) error{a, b} {
+		go func() { errs <- run(ctx) }()
+	}
+	err := <-errs
+	cancel()
+	if err2 := <-errs; err == nil {
+		err = err2
+	}
+	return err
 }
