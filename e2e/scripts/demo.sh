@@ -101,8 +101,8 @@ up() {
   "$bin/weft" viz edges deploy -n "$ns" -t 1m
   step "per-route figures of the traffic generator's calls to books: weft viz routes deploy/traffic --to svc/books -n $ns"
   "$bin/weft" viz routes deploy/traffic --to svc/books -n "$ns" -t 1m
-  step "live requests to web, 5s: weft viz top deploy/web -n $ns --once --duration 5s"
-  "$bin/weft" viz top deploy/web -n "$ns" --once --duration 5s \
+  step "live requests to books, 5s: weft viz top deploy/books -n $ns --once --duration 5s (GET /fail fails)"
+  "$bin/weft" viz top deploy/books -n "$ns" --once --duration 5s \
     || echo "demo: weft viz top failed (see docs/viz-tap.md); the demo itself is running"
   cat <<MSG
 
