@@ -3,6 +3,7 @@ package metricsapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 
 	tapv1 "github.com/weftmesh/weft/api/tap/v1"
 	"github.com/weftmesh/weft/viz/tap"
+	"github.com/weftmesh/weft/viz/web/chromium"
 )
 
 // served is one request books' proxy served (inbound, from traffic).
@@ -304,3 +306,50 @@ func TestTopBounds(t *testing.T) {
 	}
 }
 
+// TestLiveTopInChromium: books' workload page runs a live top on open and
+// renders its rows, GET /fail marked failing and an HTML path as text;
+// without tap the panel says so and keeps the command.
+func TestLiveTopInChromium(t *testing.T) {
+	if _, err := chromium.Find(); errors.Is(err, chromium.ErrNotInstalled) {
+		t.Skip(err)
+	}
+	t.Parallel()
+	s := demoServer(t, 4)
+	s.cfg.Tap = &fakeTapper{events: allEvents()}
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	off := httptest.NewServer(demoServer(t, 4).Handler())
+	defer off.Close()
+	dump := func(base string) string {
+		dom, err := chromium.DumpDOM(t.Context(), base+"/#/ns/demo/deploy/books", chromium.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return dom
+	}
+	dom := dump(srv.URL)
+	for _, want := range []string{
+		`<section id="live" data-resource="deploy/books" data-state="ok"><h2>Live top (5 s)</h2>`,
+		`<tr data-source="deploy/traffic" data-method="GET" data-path="/fail" data-success="0.5000" class="top-row health-fail failing"><td class="name">deploy/traffic</td><td class="name">deploy/books</td><td>GET</td><td class="name">/fail<span class="badge fail">failing</span></td><td class="num">4</td><td class="num">800µs</td><td class="num">1ms</td><td class="num">1ms</td><td class="num success fail" data-success="0.5000">50.00%</td></tr>`,
+		`data-path="/books" data-success="1.0000" class="top-row health-ok">`,
+		`<td class="name">&lt;img src=x onerror=document.title='pwned'&gt;</td>`,
+		`7 requests in 5s`,
+		`weft viz top deploy/books -n demo`,
+	} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("books' page lacks %s", want)
+		}
+	}
+	if strings.Contains(dom, `<img src="x"`) || strings.Contains(dom, "<title>pwned") {
+		t.Error("a tapped path became markup")
+	}
+	if t.Failed() {
+		t.Logf("books' page:\n%s", dom)
+	}
+	dom = dump(off.URL)
+	for _, want := range []string{`<section id="live" data-resource="deploy/books" data-state="TapDisabled">`, `class="empty live-unavailable">tap is not enabled`, `weft viz top deploy/books -n demo`} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("books' page without tap lacks %s:\n%s", want, dom)
+		}
+	}
+}
