@@ -24,6 +24,7 @@ interface Live {
   timer?: number;
   runs: number;     // automatic runs since the last click
   running: boolean;
+  stopped: boolean; // the page was left; coming back restarts the taps
 }
 
 let live: Live | undefined;
@@ -32,7 +33,14 @@ let live: Live | undefined;
 // when the page shows another workload than last time.
 export function livePanel(ns: string, type: string, name: string): HTMLElement {
   const key = route("ns", ns, type, name);
-  if (live && live.key === key) return live.root;
+  if (live && live.key === key) {
+    if (live.stopped) { // back on the page after leaving it
+      live.stopped = false;
+      live.runs = 0;
+      void run(live);
+    }
+    return live.root;
+  }
   if (live) window.clearTimeout(live.timer);
   const res = type + "/" + name;
   const body = el("div", { class: "live-body" }, el("p", { class: "empty" }, "tapping " + res + " for 5 s…"));
@@ -40,7 +48,7 @@ export function livePanel(ns: string, type: string, name: string): HTMLElement {
   const auto = el("input", { type: "checkbox", id: "live-auto" });
   auto.checked = true;
   const button = el("button", { type: "button", id: "live-run" }, "Run now");
-  const l: Live = { key, res, ns, body, note, auto, runs: 0, running: false,
+  const l: Live = { key, res, ns, body, note, auto, runs: 0, running: false, stopped: false,
     root: el("section", { id: "live", "data-resource": res },
       el("h2", {}, "Live top (5 s)"),
       el("div", { class: "live-controls" }, button,
@@ -68,10 +76,21 @@ function schedule(l: Live): void {
   }
   l.timer = window.setTimeout(() => {
     // Navigated away: stop tapping.
-    if (live !== l || location.hash !== l.key) return;
+    if (live !== l || !onPage(l)) {
+      l.stopped = true;
+      return;
+    }
     l.runs++;
     void run(l);
   }, LIVE_REFRESH_MS);
+}
+
+function onPage(l: Live): boolean {
+  try {
+    return decodeURIComponent(location.hash) === decodeURIComponent(l.key);
+  } catch {
+    return false;
+  }
 }
 
 async function run(l: Live): Promise<void> {
