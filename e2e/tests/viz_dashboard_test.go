@@ -144,8 +144,8 @@ func TestVizDashboard(t *testing.T) {
 }
 
 // installWeftAndViz installs weft into a fresh control-plane namespace and
-// viz (scraping every vizScrape) as TestVizStat does, and removes both when
-// t ends.
+// viz (scraping every vizScrape, tap reading that namespace's weft-config)
+// as TestVizStat and TestVizTap do, and removes both when t ends.
 func installWeftAndViz(t *testing.T, c *cli) {
 	t.Helper()
 	removeStaleInstalls(t, c)
@@ -170,7 +170,8 @@ func installWeftAndViz(t *testing.T, c *cli) {
 		ns, err := kube.CoreV1().Namespaces().Get(ctx, "weft-viz", metav1.GetOptions{})
 		return err != nil || ns.DeletionTimestamp == nil, "terminating", nil
 	})
-	c.pipe(t, []string{"weft", "viz", "install", "--scrape-interval", vizScrape.String()}, []string{"kubectl", "apply", "-f", "-"})
+	// --weft-namespace: tap (the live top panel) reads weft-config there.
+	c.pipe(t, []string{"weft", "viz", "install", "--scrape-interval", vizScrape.String(), "--weft-namespace", cpNS}, []string{"kubectl", "apply", "-f", "-"})
 	waitDeployment(t, "weft-viz", "weft-viz")
 }
 
@@ -339,6 +340,9 @@ func checkLiveTop(t *testing.T, url, ns string) {
 		var err error
 		dom, err = chromium.DumpDOM(ctx, url+"#/ns/"+ns+"/deploy/books", chromium.Options{Budget: 3 * time.Second})
 		if err != nil {
+			if ctx.Err() != nil {
+				return false, "", nil // killed at the deadline: keep the last state
+			}
 			return false, err.Error(), nil
 		}
 		if !strings.Contains(dom, `<section id="live" data-resource="deploy/books" data-state="ok">`) {
