@@ -3,7 +3,8 @@
 // network each interval into a window.Window, and serves the read-only
 // query API (/api/v1/stat, /api/v1/routes, /api/v1/edges) that
 // `weft viz stat|routes|edges` reach through the API server's service
-// proxy.
+// proxy, and the dashboard (viz/web) with its live top (/api/v1/top, one
+// bounded tap through Config.Tap).
 package metricsapi
 
 import (
