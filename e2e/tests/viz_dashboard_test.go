@@ -128,13 +128,17 @@ func TestVizDashboard(t *testing.T) {
 
 	checkLiveTop(t, url, ns)
 
-	for file, frag := range map[string]string{
-		"viz-dashboard-namespaces.png": "#/",
-		"viz-dashboard-namespace.png":  "#/ns/" + ns,
-		"viz-dashboard-workload.png":   "#/ns/" + ns + "/deploy/books",
+	for file, shot := range map[string]struct {
+		frag   string
+		height int
+	}{
+		"viz-dashboard-namespaces.png": {"#/", 900},
+		"viz-dashboard-namespace.png":  {"#/ns/" + ns, 900},
+		// Tall enough for the live top panel at the bottom of the page.
+		"viz-dashboard-workload.png": {"#/ns/" + ns + "/deploy/books", 1350},
 	} {
-		p := filepath.Join(shots, file)
-		if err := chromium.Screenshot(t.Context(), url+frag, p, chromium.Options{Budget: 5 * time.Second, Width: 1400, Height: 900}); err != nil {
+		p, frag := filepath.Join(shots, file), shot.frag
+		if err := chromium.Screenshot(t.Context(), url+frag, p, chromium.Options{Budget: 5 * time.Second, Width: 1400, Height: shot.height}); err != nil {
 			t.Errorf("screenshot %s: %v", frag, err)
 			continue
 		}
