@@ -42,8 +42,9 @@ var demoEdges = [][2]string{{"traffic", "web"}, {"traffic", "books"}, {"traffic"
 // Chromium loads the namespace page through it and the DOM lists the
 // demo's workloads with success rates, marks books' GET /fail as failing
 // and draws the demo's edges over mTLS; the traffic generator's workload
-// page shows the failing route too; screenshots of the namespaces, the
-// namespace and books' page.
+// page shows the failing route too; books' page runs a live top (one 5 s
+// tap through the viz controller) with GET /fail from traffic below 100 %;
+// screenshots of the namespaces, the namespace and books' page.
 func TestVizDashboard(t *testing.T) {
 	if _, err := chromium.Find(); err != nil {
 		t.Fatalf("%v: the dashboard test needs a browser", err)
@@ -125,13 +126,19 @@ func TestVizDashboard(t *testing.T) {
 		t.Logf("traffic's page DOM:\n%s", wl)
 	}
 
-	for file, frag := range map[string]string{
-		"viz-dashboard-namespaces.png": "#/",
-		"viz-dashboard-namespace.png":  "#/ns/" + ns,
-		"viz-dashboard-workload.png":   "#/ns/" + ns + "/deploy/books",
+	checkLiveTop(t, url, ns)
+
+	for file, shot := range map[string]struct {
+		frag   string
+		height int
+	}{
+		"viz-dashboard-namespaces.png": {"#/", 900},
+		"viz-dashboard-namespace.png":  {"#/ns/" + ns, 900},
+		// Tall enough for the live top panel at the bottom of the page.
+		"viz-dashboard-workload.png": {"#/ns/" + ns + "/deploy/books", 1350},
 	} {
-		p := filepath.Join(shots, file)
-		if err := chromium.Screenshot(t.Context(), url+frag, p, chromium.Options{Budget: 5 * time.Second, Width: 1400, Height: 900}); err != nil {
+		p, frag := filepath.Join(shots, file), shot.frag
+		if err := chromium.Screenshot(t.Context(), url+frag, p, chromium.Options{Budget: 5 * time.Second, Width: 1400, Height: shot.height}); err != nil {
 			t.Errorf("screenshot %s: %v", frag, err)
 			continue
 		}
@@ -141,8 +148,8 @@ func TestVizDashboard(t *testing.T) {
 }
 
 // installWeftAndViz installs weft into a fresh control-plane namespace and
-// viz (scraping every vizScrape) as TestVizStat does, and removes both when
-// t ends.
+// viz (scraping every vizScrape, tap reading that namespace's weft-config)
+// as TestVizStat and TestVizTap do, and removes both when t ends.
 func installWeftAndViz(t *testing.T, c *cli) {
 	t.Helper()
 	removeStaleInstalls(t, c)
@@ -167,7 +174,8 @@ func installWeftAndViz(t *testing.T, c *cli) {
 		ns, err := kube.CoreV1().Namespaces().Get(ctx, "weft-viz", metav1.GetOptions{})
 		return err != nil || ns.DeletionTimestamp == nil, "terminating", nil
 	})
-	c.pipe(t, []string{"weft", "viz", "install", "--scrape-interval", vizScrape.String()}, []string{"kubectl", "apply", "-f", "-"})
+	// --weft-namespace: tap (the live top panel) reads weft-config there.
+	c.pipe(t, []string{"weft", "viz", "install", "--scrape-interval", vizScrape.String(), "--weft-namespace", cpNS}, []string{"kubectl", "apply", "-f", "-"})
 	waitDeployment(t, "weft-viz", "weft-viz")
 }
 
@@ -319,4 +327,47 @@ func dumpDashboard(t *testing.T, url string) string {
 		return true, "", nil
 	})
 	return dom
+}
+
+// liveFail is the live top row of traffic's GET /fail on books' page.
+var liveFail = regexp.MustCompile(`<tr data-source="deploy/traffic" data-method="GET" data-path="/fail" data-success="([0-9.]+)" class="top-row health-[a-z]+ failing">` +
+	`<td class="name">deploy/traffic</td><td class="name">deploy/books</td><td>GET</td><td class="name">/fail<span class="badge fail">failing</span></td><td class="num">([0-9]+)</td>`)
+
+// checkLiveTop loads books' workload page until its live top panel (a 5 s
+// tap through the dashboard, the API server's service proxy and the viz
+// controller's tap Merger) lists traffic's GET /fail below 100 %.
+func checkLiveTop(t *testing.T, url, ns string) {
+	t.Helper()
+	var dom string
+	start := time.Now()
+	waitFor(t, 2*time.Minute, "books' live top to list GET /fail from traffic", func(ctx context.Context) (bool, string, error) {
+		var err error
+		dom, err = chromium.DumpDOM(ctx, url+"#/ns/"+ns+"/deploy/books", chromium.Options{Budget: 3 * time.Second})
+		if err != nil {
+			if ctx.Err() != nil {
+				return false, "", nil // killed at the deadline: keep the last state
+			}
+			return false, err.Error(), nil
+		}
+		if !strings.Contains(dom, `<section id="live" data-resource="deploy/books" data-state="ok">`) {
+			i := strings.Index(dom, `<section id="live"`)
+			if i < 0 {
+				return false, "no live panel: " + tail(dom, 400), nil
+			}
+			return false, "live panel not ok: " + dom[i:min(len(dom), i+600)], nil
+		}
+		return liveFail.MatchString(dom), "no GET /fail row from traffic yet", nil
+	})
+	m := liveFail.FindStringSubmatch(dom)
+	if m == nil {
+		return
+	}
+	success, _ := strconv.ParseFloat(m[1], 64)
+	t.Logf("books' live top, %s after the first load: GET /fail from deploy/traffic: %s requests, success %.2f%%", time.Since(start).Round(time.Millisecond), m[2], 100*success)
+	if success >= 1 {
+		t.Errorf("live top: GET /fail at %.2f%%, want below 100%%", 100*success)
+	}
+	for _, row := range regexp.MustCompile(`<tr data-source="[^"]*" data-method="[^"]*" data-path="[^"]*" data-success="[0-9.]+" class="top-row[^"]*">.*?</tr>`).FindAllString(dom, -1) {
+		t.Logf("live top row: %s", regexp.MustCompile(`<[^>]+>`).ReplaceAllString(strings.ReplaceAll(row, "</td>", " | "), ""))
+	}
 }

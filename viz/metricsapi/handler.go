@@ -61,7 +61,8 @@ func (s *Server) Handler() http.Handler {
 		writeJSON(w, h)
 	})
 	mux.HandleFunc("GET "+SeriesPath, s.serveSeries)
-	mux.Handle("/", web.Handler()) // the dashboard (docs/viz-dashboard.md)
+	mux.HandleFunc("GET "+TopPath, s.serveTop) // live top (top.go)
+	mux.Handle("/", web.Handler())             // the dashboard (docs/viz-dashboard.md)
 	return securityHeaders(mux)
 }
 

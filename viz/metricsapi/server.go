@@ -3,7 +3,8 @@
 // network each interval into a window.Window, and serves the read-only
 // query API (/api/v1/stat, /api/v1/routes, /api/v1/edges) that
 // `weft viz stat|routes|edges` reach through the API server's service
-// proxy.
+// proxy, and the dashboard (viz/web) with its live top (/api/v1/top, one
+// bounded tap through Config.Tap).
 package metricsapi
 
 import (
@@ -67,6 +68,11 @@ type Config struct {
 	// scraped, the informers only keep the pod and Service inventory.
 	// PrometheusSelector narrows its series ("" is promsource's default).
 	PrometheusURL, PrometheusSelector string
+	// Tap runs the live top panel's taps (GET /api/v1/top); nil answers
+	// 503 "tap is not enabled". TopConcurrency bounds the taps running at
+	// once (0: DefaultTopConcurrency); more are answered 429.
+	Tap            Tapper
+	TopConcurrency int
 }
 
 // Server owns the window and its scraper.
@@ -78,7 +84,8 @@ type Server struct {
 	svcs listersv1.ServiceLister
 	fact informers.SharedInformerFactory
 
-	synced chan struct{} // closed once the informers have synced
+	synced   chan struct{} // closed once the informers have synced
+	topSlots chan struct{} // one per running /api/v1/top tap
 
 	mu        sync.Mutex
 	lastErrs  int
@@ -114,6 +121,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.TopConcurrency <= 0 {
+		cfg.TopConcurrency = DefaultTopConcurrency
+	}
 	if cfg.Scrape == nil {
 		hc := &http.Client{Timeout: cfg.Interval}
 		cfg.Scrape = func(ctx context.Context, pod *corev1.Pod) (io.ReadCloser, error) {
@@ -134,7 +144,7 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	fact := informers.NewSharedInformerFactory(cfg.Client, 0)
-	s := &Server{cfg: cfg, fact: fact, synced: make(chan struct{}),
+	s := &Server{cfg: cfg, fact: fact, synced: make(chan struct{}), topSlots: make(chan struct{}, cfg.TopConcurrency),
 		win:  window.New(window.Config{Interval: cfg.Interval, Span: cfg.Span, MaxSeries: cfg.MaxSeries}),
 		pods: fact.Core().V1().Pods().Lister(), svcs: fact.Core().V1().Services().Lister()}
 	src, err := newSource(&cfg, s.win)

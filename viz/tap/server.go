@@ -196,3 +196,9 @@ func (s *Server) merger(ctx context.Context, t Target) (*Merger, error) {
 
 // MTLSSource is the Source of a running server.
 var _ Source = (*MTLSSource)(nil)
+
+// Merger resolves t to its meshed pods now and returns the merger that
+// follows them, as the aggregated API taps: for the component's other
+// callers (the dashboard's live top, viz/metricsapi), which authorize on
+// their own.
+func (s *Server) Merger(ctx context.Context, t Target) (*Merger, error) { return s.merger(ctx, t) }

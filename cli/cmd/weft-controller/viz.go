@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	tapv1 "github.com/weftmesh/weft/api/tap/v1"
 	"github.com/weftmesh/weft/injector"
 	"github.com/weftmesh/weft/internal/kubeclient"
 	"github.com/weftmesh/weft/viz/metricsapi"
@@ -32,17 +33,22 @@ func vizCmd() *cobra.Command {
 				return err
 			}
 			cfg.Client = client
-			srv, err := metricsapi.New(cfg)
-			if err != nil {
-				return err
-			}
 			if tapCfg.ListenAddr == "" {
+				srv, err := metricsapi.New(cfg) // live top answers "tap is not enabled"
+				if err != nil {
+					return err
+				}
 				return srv.Run(cmd.Context())
 			}
 			ident.Client, ident.Logger = client, log
 			tapCfg.Client, tapCfg.Logger = client, log
 			tapCfg.Identity = tap.IdentityFromConfigMap(ident)
 			tapSrv, err := tap.New(tapCfg)
+			if err != nil {
+				return err
+			}
+			cfg.Tap = mergerTapper(tapSrv)
+			srv, err := metricsapi.New(cfg)
 			if err != nil {
 				return err
 			}
@@ -65,6 +71,18 @@ func vizCmd() *cobra.Command {
 	f.StringVar(&ident.ControlPlaneNamespace, "weft-namespace", "weft", "namespace of the weft control plane (its weft-config and identity service)")
 	f.StringVar(&ident.TokenFile, "identity-token-file", "", "projected ServiceAccount token (audience identity.weft.io) tap proves its identity with")
 	return cmd
+}
+
+// mergerTapper gives the dashboard's live top the tap server's Merger:
+// the same resolution, mTLS source and pod following as the tap API.
+func mergerTapper(ts *tap.Server) metricsapi.TapFunc {
+	return func(ctx context.Context, t tap.Target, req *tapv1.ObserveRequest, limit int, emit func(tap.Event) error) error {
+		m, err := ts.Merger(ctx, t)
+		if err != nil {
+			return err
+		}
+		return m.Run(ctx, req, limit, emit)
+	}
 }
 
 // runBoth runs a and b until ctx ends or one fails; the first error stops

@@ -41,6 +41,41 @@ export interface Edge extends Signals {
 
 export interface Series { resource: Resource; intervalSeconds: number; inbound: number[]; outbound: number[] }
 
+// One row of `weft viz top` (viz/metricsapi TopRow).
+export interface TopRow {
+  source: string;
+  destination: string;
+  method: string;
+  path: string;
+  count: number;
+  successes: number;
+  success: number;
+  bestUs: number;
+  worstUs: number;
+  lastUs: number;
+  latency: [string, string, string]; // best, worst, last
+}
+
+export interface Top {
+  namespace: string;
+  resource: string;
+  name: string;
+  duration: string;
+  max: number;
+  events: number;
+  requests: number;
+  complete: boolean;
+  rows: TopRow[];
+}
+
+// ApiError is a failed answer: its HTTP status and the API's reason
+// (e.g. TapDisabled, Busy) when it gave one.
+export class ApiError extends Error {
+  constructor(message: string, readonly status: number, readonly reason: string, readonly detail: string) {
+    super(message);
+  }
+}
+
 export type Params = Record<string, string | undefined>;
 
 export async function get<T>(path: string, params: Params): Promise<T> {
@@ -50,13 +85,15 @@ export async function get<T>(path: string, params: Params): Promise<T> {
   const text = await resp.text();
   if (!resp.ok) {
     let msg = resp.status + " " + resp.statusText;
+    let reason = "";
     try {
-      const j = JSON.parse(text) as { error?: string; message?: string };
+      const j = JSON.parse(text) as { error?: string; message?: string; reason?: string };
       msg = j.error ?? j.message ?? msg;
+      reason = j.reason ?? "";
     } catch {
       // not JSON: keep the status line
     }
-    throw new Error(path + ": " + msg);
+    throw new ApiError(path + ": " + msg, resp.status, reason, msg);
   }
   return JSON.parse(text) as T;
 }
@@ -65,3 +102,4 @@ export const stat = (p: Params) => get<Row[]>("stat", p);
 export const routes = (p: Params) => get<RouteRow[]>("routes", p);
 export const edges = (p: Params) => get<Edge[]>("edges", p);
 export const series = (p: Params) => get<Series>("series", p);
+export const top = (p: Params) => get<Top>("top", p);

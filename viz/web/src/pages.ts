@@ -5,6 +5,7 @@ import * as api from "./api";
 import { el, link, route } from "./dom";
 import { bytes, health, ms, pct, rps } from "./format";
 import { chart } from "./charts";
+import { livePanel } from "./live";
 import { topology } from "./graph";
 import { routeTable, statTable } from "./tables";
 
@@ -86,7 +87,5 @@ export async function workload(ctx: Ctx, ns: string, type: string, name: string)
     section("Outbound: what " + name + " calls", "outbound", statTable("outbound", "Service", outbound, () => null, name + " called no Service in the time window")),
     section("Inbound routes (as " + name + " served them)", "inbound-routes", routeTable("routes inbound-routes", inRoutes.map((r) => ({ route: r })), "no inbound route metrics for " + name)),
     section("Outbound routes (as " + name + " saw them, after retries)", "outbound-routes", routeTable("routes outbound-routes", outRoutes.map((r) => ({ route: r })), "no outbound route metrics for " + name)),
-    section("Live requests", "live",
-      el("p", {}, "Live tap/top is not in the dashboard yet. When the tap API is installed, watch live requests in a terminal:"),
-      el("pre", { class: "command" }, `weft viz top ${res} -n ${ns}`)));
+    livePanel(ns, type, name));
 }
