@@ -127,6 +127,7 @@ func TestVizDashboard(t *testing.T) {
 	}
 
 	checkLiveTop(t, url, ns)
+	checkVizAgreesWithGenerator(t, c, ns)
 
 	for file, shot := range map[string]struct {
 		frag   string
