@@ -50,7 +50,7 @@ func TestVizDashboard(t *testing.T) {
 		t.Fatalf("%v: the dashboard test needs a browser", err)
 	}
 	c := newCLI(t)
-	installWeftAndViz(t, c)
+	installWeftAndViz(t, c, "dash", "--scrape-interval", vizScrape.String())
 	if t.Failed() {
 		return
 	}
@@ -146,38 +146,6 @@ func TestVizDashboard(t *testing.T) {
 		st, _ := os.Stat(p)
 		t.Logf("screenshot of %s: %s (%d bytes)", frag, p, st.Size())
 	}
-}
-
-// installWeftAndViz installs weft into a fresh control-plane namespace and
-// viz (scraping every vizScrape, tap reading that namespace's weft-config)
-// as TestVizStat and TestVizTap do, and removes both when t ends.
-func installWeftAndViz(t *testing.T, c *cli) {
-	t.Helper()
-	removeStaleInstalls(t, c)
-	cpNS := installFlowPrefix + "dash-" + randomSuffix(t)
-	t.Cleanup(func() {
-		if t.Failed() {
-			dumpNamespace(t, "weft-viz")
-		}
-		if _, err := c.pipeCtx(context.Background(), t, []string{"weft", "viz", "uninstall"},
-			[]string{"kubectl", "delete", "-f", "-", "--ignore-not-found", "--wait=false"}); err != nil {
-			t.Errorf("viz uninstall: %v", err)
-		}
-		c.uninstall(t, cpNS)
-	})
-	c.pipe(t, []string{"weft", "install", "--crds"}, []string{"kubectl", "apply", "-f", "-"})
-	c.run(t, "", "kubectl", "wait", "--for", "condition=Established", "--timeout", "2m", "crd/serviceprofiles.weft.io")
-	c.pipe(t, []string{"weft", "install", "--weft-namespace", cpNS}, []string{"kubectl", "apply", "-f", "-"})
-	for _, d := range []string{"weft-identity", "weft-destination", "weft-proxy-injector"} {
-		waitDeployment(t, cpNS, d)
-	}
-	waitFor(t, 2*time.Minute, "namespace weft-viz of an earlier run to be gone", func(ctx context.Context) (bool, string, error) {
-		ns, err := kube.CoreV1().Namespaces().Get(ctx, "weft-viz", metav1.GetOptions{})
-		return err != nil || ns.DeletionTimestamp == nil, "terminating", nil
-	})
-	// --weft-namespace: tap (the live top panel) reads weft-config there.
-	c.pipe(t, []string{"weft", "viz", "install", "--scrape-interval", vizScrape.String(), "--weft-namespace", cpNS}, []string{"kubectl", "apply", "-f", "-"})
-	waitDeployment(t, "weft-viz", "weft-viz")
 }
 
 // fixedNamespace creates namespace name (failing if it exists: another demo

@@ -33,30 +33,7 @@ const vizScrape = 2 * time.Second
 // no negative rate.
 func TestVizStat(t *testing.T) {
 	c := newCLI(t)
-	removeStaleInstalls(t, c)
-	cpNS := installFlowPrefix + "viz-" + randomSuffix(t)
-	t.Cleanup(func() {
-		if t.Failed() {
-			dumpNamespace(t, "weft-viz")
-		}
-		if _, err := c.pipeCtx(context.Background(), t, []string{"weft", "viz", "uninstall"},
-			[]string{"kubectl", "delete", "-f", "-", "--ignore-not-found", "--wait=false"}); err != nil {
-			t.Errorf("viz uninstall: %v", err)
-		}
-		c.uninstall(t, cpNS)
-	})
-	c.pipe(t, []string{"weft", "install", "--crds"}, []string{"kubectl", "apply", "-f", "-"})
-	c.run(t, "", "kubectl", "wait", "--for", "condition=Established", "--timeout", "2m", "crd/serviceprofiles.weft.io")
-	c.pipe(t, []string{"weft", "install", "--weft-namespace", cpNS}, []string{"kubectl", "apply", "-f", "-"})
-	for _, d := range []string{"weft-identity", "weft-destination", "weft-proxy-injector"} {
-		waitDeployment(t, cpNS, d)
-	}
-	waitFor(t, 2*time.Minute, "namespace weft-viz of an earlier run to be gone", func(ctx context.Context) (bool, string, error) {
-		ns, err := kube.CoreV1().Namespaces().Get(ctx, "weft-viz", metav1.GetOptions{})
-		return err != nil || ns.DeletionTimestamp == nil, "terminating", nil
-	})
-	c.pipe(t, []string{"weft", "viz", "install", "--scrape-interval", vizScrape.String()}, []string{"kubectl", "apply", "-f", "-"})
-	waitDeployment(t, "weft-viz", "weft-viz")
+	installWeftAndViz(t, c, "viz", "--scrape-interval", vizScrape.String())
 	for _, p := range listPods(t, "weft-viz", "") {
 		checkSidecar(t, &p, "webhook")
 	}

@@ -39,30 +39,7 @@ type tapLine struct {
 // the permission message, and after the ClusterRoleBinding it names, taps.
 func TestVizTap(t *testing.T) {
 	c := newCLI(t)
-	removeStaleInstalls(t, c)
-	cpNS := installFlowPrefix + "tap-" + randomSuffix(t)
-	t.Cleanup(func() {
-		if t.Failed() {
-			dumpNamespace(t, "weft-viz")
-		}
-		if _, err := c.pipeCtx(context.Background(), t, []string{"weft", "viz", "uninstall", "--weft-namespace", cpNS},
-			[]string{"kubectl", "delete", "-f", "-", "--ignore-not-found", "--wait=false"}); err != nil {
-			t.Errorf("viz uninstall: %v", err)
-		}
-		c.uninstall(t, cpNS)
-	})
-	c.pipe(t, []string{"weft", "install", "--crds"}, []string{"kubectl", "apply", "-f", "-"})
-	c.run(t, "", "kubectl", "wait", "--for", "condition=Established", "--timeout", "2m", "crd/serviceprofiles.weft.io")
-	c.pipe(t, []string{"weft", "install", "--weft-namespace", cpNS}, []string{"kubectl", "apply", "-f", "-"})
-	for _, d := range []string{"weft-identity", "weft-destination", "weft-proxy-injector"} {
-		waitDeployment(t, cpNS, d)
-	}
-	waitFor(t, 2*time.Minute, "namespace weft-viz of an earlier run to be gone", func(ctx context.Context) (bool, string, error) {
-		ns, err := kube.CoreV1().Namespaces().Get(ctx, "weft-viz", metav1.GetOptions{})
-		return err != nil || ns.DeletionTimestamp == nil, "terminating", nil
-	})
-	c.pipe(t, []string{"weft", "viz", "install", "--weft-namespace", cpNS}, []string{"kubectl", "apply", "-f", "-"})
-	waitDeployment(t, "weft-viz", "weft-viz")
+	installWeftAndViz(t, c, "tap")
 	c.run(t, "", "kubectl", "wait", "--for", "condition=Available", "--timeout", "2m", "apiservice/v1alpha1.tap.weft.io")
 
 	ns := newNamespace(t)
