@@ -41,52 +41,67 @@ type sample struct {
 	Value  float64
 }
 
-// apiResponse is /api/v1/query's envelope.
-type apiResponse struct {
-	Status    string `json:"status"`
-	ErrorType string `json:"errorType"`
-	Error     string `json:"error"`
-	Data      struct {
+// maxAnswer bounds one answer's body.
+const maxAnswer = 64 << 20
+
+// call POSTs form to the Prometheus API path and decodes the answer's
+// data into data; what names the call in errors. An answer whose status
+// is not "success" is Prometheus' error.
+func (s *Source) call(ctx context.Context, path, what, q string, form url.Values, data any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.base+path, strings.NewReader(form.Encode()))
+	if err != nil {
+		return fmt.Errorf("prometheus %s: %w", what, err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := s.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("prometheus %s: %w", what, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	if err != nil {
+		return fmt.Errorf("prometheus %s: read: %w", what, err)
+	}
+	var r struct {
+		Status    string          `json:"status"`
+		ErrorType string          `json:"errorType"`
+		Error     string          `json:"error"`
+		Data      json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		return fmt.Errorf("prometheus %s: %s: not a Prometheus API answer: %w", what, resp.Status, err)
+	}
+	if r.Status != "success" {
+		return fmt.Errorf("prometheus %s %q: %s: %s", what, q, r.ErrorType, r.Error)
+	}
+	if err := json.Unmarshal(r.Data, data); err != nil {
+		return fmt.Errorf("prometheus %s %q: data: %w", what, q, err)
+	}
+	return nil
+}
+
+// promTime is a time as the Prometheus API takes it (seconds, ms precision).
+func promTime(t time.Time) string {
+	return strconv.FormatFloat(float64(t.UnixMilli())/1000, 'f', 3, 64)
+}
+
+// query evaluates an instant PromQL query at ts through /api/v1/query.
+func (s *Source) query(ctx context.Context, q string, ts time.Time) ([]sample, error) {
+	var r struct {
 		ResultType string `json:"resultType"`
 		Result     []struct {
 			Metric map[string]string `json:"metric"`
 			Value  [2]any            `json:"value"`
 		} `json:"result"`
-	} `json:"data"`
-}
-
-// maxAnswer bounds one answer's body.
-const maxAnswer = 64 << 20
-
-// query evaluates an instant PromQL query at ts through /api/v1/query.
-func (s *Source) query(ctx context.Context, q string, ts time.Time) ([]sample, error) {
-	form := url.Values{"query": {q}, "time": {strconv.FormatFloat(float64(ts.UnixMilli())/1000, 'f', 3, 64)}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.base+"/api/v1/query", strings.NewReader(form.Encode()))
-	if err != nil {
-		return nil, fmt.Errorf("prometheus query: %w", err)
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := s.hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("prometheus query: %w", err)
+	if err := s.call(ctx, "/api/v1/query", "query", q, url.Values{"query": {q}, "time": {promTime(ts)}}, &r); err != nil {
+		return nil, err
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
-	if err != nil {
-		return nil, fmt.Errorf("prometheus query: read: %w", err)
+	if r.ResultType != "vector" {
+		return nil, fmt.Errorf("prometheus query %q: result type %q, want vector", q, r.ResultType)
 	}
-	var r apiResponse
-	if err := json.Unmarshal(body, &r); err != nil {
-		return nil, fmt.Errorf("prometheus query: %s: not a Prometheus API answer: %w", resp.Status, err)
-	}
-	if r.Status != "success" {
-		return nil, fmt.Errorf("prometheus query %q: %s: %s", q, r.ErrorType, r.Error)
-	}
-	if r.Data.ResultType != "vector" {
-		return nil, fmt.Errorf("prometheus query %q: result type %q, want vector", q, r.Data.ResultType)
-	}
-	out := make([]sample, 0, len(r.Data.Result))
-	for _, e := range r.Data.Result {
+	out := make([]sample, 0, len(r.Result))
+	for _, e := range r.Result {
 		str, _ := e.Value[1].(string)
 		v, err := strconv.ParseFloat(str, 64)
 		if err != nil {

@@ -2,10 +2,7 @@ package promsource
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -24,36 +21,18 @@ type series struct {
 // /api/v1/query_range.
 func (s *Source) queryRange(ctx context.Context, q string, end time.Time, step time.Duration, n int) ([]series, error) {
 	start := end.Add(-time.Duration(n-1) * step)
-	ts := func(t time.Time) string { return strconv.FormatFloat(float64(t.UnixMilli())/1000, 'f', 3, 64) }
-	form := url.Values{"query": {q}, "start": {ts(start)}, "end": {ts(end)}, "step": {strconv.FormatFloat(step.Seconds(), 'f', -1, 64)}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.base+"/api/v1/query_range", strings.NewReader(form.Encode()))
-	if err != nil {
-		return nil, fmt.Errorf("prometheus range query: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := s.hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("prometheus range query: %w", err)
-	}
-	defer resp.Body.Close()
+	form := url.Values{"query": {q}, "start": {promTime(start)}, "end": {promTime(end)}, "step": {strconv.FormatFloat(step.Seconds(), 'f', -1, 64)}}
 	var r struct {
-		Status, ErrorType, Error string
-		Data                     struct {
-			ResultType string
-			Result     []struct {
-				Metric map[string]string
-				Values [][2]any
-			}
-		}
+		Result []struct {
+			Metric map[string]string `json:"metric"`
+			Values [][2]any          `json:"values"`
+		} `json:"result"`
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxAnswer)).Decode(&r); err != nil {
-		return nil, fmt.Errorf("prometheus range query: %s: not a Prometheus API answer: %w", resp.Status, err)
+	if err := s.call(ctx, "/api/v1/query_range", "range query", q, form, &r); err != nil {
+		return nil, err
 	}
-	if r.Status != "success" {
-		return nil, fmt.Errorf("prometheus range query %q: %s: %s", q, r.ErrorType, r.Error)
-	}
-	out := make([]series, 0, len(r.Data.Result))
-	for _, e := range r.Data.Result {
+	out := make([]series, 0, len(r.Result))
+	for _, e := range r.Result {
 		sr := series{Metric: e.Metric, Values: make([]float64, n)}
 		for _, v := range e.Values {
 			t, _ := v[0].(float64)
