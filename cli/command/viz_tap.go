@@ -126,15 +126,7 @@ redacted by the proxies; bodies are never shown.`,
 			if err := checkTapOutput(output); err != nil {
 				return err
 			}
-			t, req, err := f.request(g, args[0])
-			if err != nil {
-				return err
-			}
-			cs, err := tapClient(g)
-			if err != nil {
-				return err
-			}
-			stream, err := openTap(cmd.Context(), cs, t, req)
+			_, _, stream, err := f.start(cmd.Context(), g, args[0])
 			if err != nil {
 				return err
 			}
@@ -156,6 +148,22 @@ func checkTapOutput(o string) error {
 		return nil
 	}
 	return fmt.Errorf("unknown output format %q: use table, wide or json", o)
+}
+
+// start is what tap and top do first: the request from the flags, a
+// client of the API server, and the opened tap stream (the caller closes
+// it).
+func (f *tapFlags) start(ctx context.Context, g *globals, resource string) (tap.Target, kubernetes.Interface, io.ReadCloser, error) {
+	t, req, err := f.request(g, resource)
+	if err != nil {
+		return t, nil, nil, err
+	}
+	cs, err := tapClient(g)
+	if err != nil {
+		return t, nil, nil, err
+	}
+	stream, err := openTap(ctx, cs, t, req)
+	return t, cs, stream, err
 }
 
 // tapClient is a client for the global flags without an overall timeout:

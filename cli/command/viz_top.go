@@ -41,15 +41,7 @@ terminal, or with --once, it prints the table once when the tap ends
 			if once && f.duration == 0 {
 				f.duration = topOnceDuration
 			}
-			t, req, err := f.request(g, args[0])
-			if err != nil {
-				return err
-			}
-			cs, err := tapClient(g)
-			if err != nil {
-				return err
-			}
-			stream, err := openTap(cmd.Context(), cs, t, req)
+			t, cs, stream, err := f.start(cmd.Context(), g, args[0])
 			if err != nil {
 				return err
 			}
